@@ -1,0 +1,1 @@
+"""Miauflix: the reference application of tickwork."""

@@ -1,0 +1,148 @@
+"""Configuration from environment variables: every variable the application reads, in one place.
+
+`Settings.from_env()` reads them once at startup; nothing else in `miauflix` reads `os.environ`.
+A bad value raises `SettingsError` naming the variable and showing the value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "SettingsError"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+DEFAULT_TMDB_API_URL = "https://api.themoviedb.org/3"
+DEFAULT_YTS_API_URL = "https://yts.mx"
+DEFAULT_TORRENT_CACHE_URL = "https://itorrents.org"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the application cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The application's configuration.
+
+    Attributes:
+        data_dir: Where the embedded database and other state live (`MIAUFLIX_DATA_DIR`,
+            default `./data`).
+        database_url: SQLAlchemy async URL (`DATABASE_URL`); default: SQLite file
+            `miauflix.sqlite3` in `data_dir`.
+        tmdb_api_url: TMDB v3 base URL (`TMDB_API_URL`).
+        tmdb_api_token: TMDB v4 read access token used as a bearer token (`TMDB_API_TOKEN`).
+            Empty means demo mode: the provider simulator is started in-process.
+        yts_api_url: YTS base URL (`YTS_API_URL`); the client appends `/api/v2/...`.
+        torrent_cache_url: Torrent cache base URL (`TORRENT_CACHE_URL`); the client appends
+            `/torrent/<INFO_HASH>.torrent`.
+        trackers: Tracker announce URLs for scrapes (`TRACKERS`, comma-separated,
+            `http(s)://` or `udp://`).
+        disable_background_tasks: Start with no scheduled tasks (`DISABLE_BACKGROUND_TASKS`).
+        http_timeout: Seconds for one provider request (`MIAUFLIX_HTTP_TIMEOUT`, default 10).
+    """
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    tmdb_api_url: str = DEFAULT_TMDB_API_URL
+    tmdb_api_token: str = field(default="", repr=False)
+    yts_api_url: str = DEFAULT_YTS_API_URL
+    torrent_cache_url: str = DEFAULT_TORRENT_CACHE_URL
+    trackers: tuple[str, ...] = ()
+    disable_background_tasks: bool = False
+    http_timeout: float = 10.0
+
+    @property
+    def demo_mode(self) -> bool:
+        """True when no TMDB token is configured: the simulator stands in for the providers."""
+        return not self.tmdb_api_token
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`database_url`, or the embedded SQLite file in `data_dir` when it is empty."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'miauflix.sqlite3').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `environ` (default: `os.environ`).
+
+        Raises:
+            SettingsError: A variable holds an unusable value; the message names it.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            data_dir=Path(env.get("MIAUFLIX_DATA_DIR", "data")),
+            database_url=_database_url(env.get("DATABASE_URL", "")),
+            tmdb_api_url=_url(env, "TMDB_API_URL", DEFAULT_TMDB_API_URL),
+            tmdb_api_token=env.get("TMDB_API_TOKEN", "").strip(),
+            yts_api_url=_url(env, "YTS_API_URL", DEFAULT_YTS_API_URL),
+            torrent_cache_url=_url(env, "TORRENT_CACHE_URL", DEFAULT_TORRENT_CACHE_URL),
+            trackers=_trackers(env.get("TRACKERS", "")),
+            disable_background_tasks=_bool(env, "DISABLE_BACKGROUND_TASKS"),
+            http_timeout=_positive_float(env, "MIAUFLIX_HTTP_TIMEOUT", 10.0),
+        )
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    # Users paste the URLs their other tools use; map them to the async drivers.
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if value.startswith(plain):
+            return driver + value[len(plain) :]
+    if value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return value
+    raise SettingsError(
+        f"DATABASE_URL must be a postgresql:// or sqlite:/// URL, got {value.split('@')[-1]!r}"
+    )
+
+
+def _trackers(value: str) -> tuple[str, ...]:
+    trackers = tuple(part.strip() for part in value.split(",") if part.strip())
+    for tracker in trackers:
+        if not tracker.startswith(("http://", "https://", "udp://")):
+            raise SettingsError(
+                f"TRACKERS entries must be http://, https:// or udp:// URLs, got {tracker!r}"
+            )
+    return trackers
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
