@@ -1,1 +1,50 @@
-"""Placeholder; replaced by the core."""
+"""tickwork: exact, observable recurring tasks for asyncio.
+
+Schedule a task, and it runs at once, then ``interval`` seconds after each completion, for as
+long as it is scheduled::
+
+    import asyncio
+    from tickwork import Scheduler
+
+    async def refresh() -> None: ...
+
+    async def main() -> None:
+        async with Scheduler() as scheduler:
+            scheduler.schedule_task("refresh", 30.0, refresh)
+            await asyncio.sleep(120)
+
+    asyncio.run(main())
+
+Errors are logged, never fatal; tasks are independent; ``status()`` says what each is doing;
+``shutdown()`` is bounded. See ``tickwork.testing`` for deterministic tests on virtual time.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from tickwork._bind import bind
+from tickwork._errors import ErrorCode, SchedulerError
+from tickwork._hooks import Execution, ExecutionHook, ExecutionResult, Outcome
+from tickwork._scheduler import Scheduler
+from tickwork._spec import TaskSpec
+from tickwork._status import ShutdownReport, TaskState, TaskStatus
+
+try:
+    __version__ = version("tickwork")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ErrorCode",
+    "Execution",
+    "ExecutionHook",
+    "ExecutionResult",
+    "Outcome",
+    "Scheduler",
+    "SchedulerError",
+    "ShutdownReport",
+    "TaskSpec",
+    "TaskState",
+    "TaskStatus",
+    "__version__",
+    "bind",
+]

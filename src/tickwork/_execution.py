@@ -1,0 +1,435 @@
+"""One task's life: run -> record -> wait ``interval`` -> run again, until cancelled.
+
+States of a ``_TaskRunner`` (``state``)::
+
+    scheduled --(due, and _may_run())--> running --(body ends)--> scheduled
+        |                                   |
+        +--- cancel(): no further start     +--- cancel(): the body finishes, never rescheduled
+
+Waiting comes in two forms, chosen per wait:
+
+* short waits (< ``_PARK_AFTER`` seconds) keep the runner's asyncio task alive and suspended on a
+  loop timer, exactly like a hand-written ``while True: await job(); await sleep(interval)``;
+* long waits end the asyncio task and leave only this record plus one ``TimerHandle``, which
+  starts a fresh asyncio task when due. An idle hourly task costs a few hundred bytes and no
+  wake-ups.
+
+The next start is ``interval`` (plus backoff, plus jitter) after the previous execution finished,
+on the loop's monotonic clock. A plain function runs in a daemon worker thread; when it times
+out the execution counts as a failure, but the task stays ``running`` and the next start waits
+for the thread to return, so a task never overlaps itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Literal
+
+from tickwork import _clock
+from tickwork._hooks import Execution, ExecutionResult, Outcome, call_finish, call_start
+from tickwork._status import TaskStatus
+from tickwork._threads import pool
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tickwork._scheduler import Scheduler
+    from tickwork._spec import TaskSpec
+
+__all__ = ["SUMMARY_EVERY", "TaskRunner"]
+
+_log = logging.getLogger("tickwork.scheduler")
+
+# Waits at least this long end the runner's asyncio task and park it on a bare timer.
+_PARK_AFTER = 1.0
+# A run of identical failures is summarised in one ERROR line at most this often (seconds).
+SUMMARY_EVERY = 60.0
+# With interval 0, exponential backoff starts from this many seconds.
+_BACKOFF_BASE_FOR_ZERO = 1.0
+
+_State = Literal["scheduled", "running"]
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class TaskRunner:
+    """Runs one registered task. Created by the scheduler; owns no public API."""
+
+    __slots__ = (
+        "_error_key",
+        "_fn",
+        "_is_async",
+        "_jitter",
+        "_loop",
+        "_max_backoff",
+        "_scheduler",
+        "_suppressed",
+        "_suppressed_since",
+        "_thread",
+        "_timeout",
+        "_timer",
+        "_wakeup",
+        "cancelled",
+        "consecutive_failures",
+        "deadline",
+        "failures",
+        "interval",
+        "last_duration",
+        "last_error",
+        "last_finished",
+        "last_started",
+        "last_success",
+        "name",
+        "runs",
+        "started",
+        "state",
+        "task",
+    )
+
+    def __init__(
+        self, scheduler: Scheduler, spec: TaskSpec, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._scheduler = scheduler
+        self._loop = loop
+        self._fn: Callable[[], Any] = spec.task
+        self._is_async = spec.is_async
+        self._timeout = spec.timeout
+        self._jitter = spec.jitter
+        self._max_backoff = spec.max_backoff
+        self.name = spec.name
+        self.interval = spec.interval
+        self.state: _State = "scheduled"
+        self.cancelled = False
+        self.runs = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.last_started: float | None = None  # loop times; epoch only in status()
+        self.last_finished: float | None = None
+        self.last_success: float | None = None
+        self.last_duration: float | None = None
+        self.last_error: str | None = None
+        self.started: float | None = None
+        self.deadline = loop.time()
+        self.task: asyncio.Task[None] | None = None
+        self._timer: asyncio.Handle | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._thread: asyncio.Future[Any] | None = None
+        self._error_key: tuple[type[BaseException], str] | None = None
+        self._suppressed = 0
+        self._suppressed_since = 0.0
+        if spec.run_immediately:
+            self._timer = loop.call_soon(self._spawn)
+        else:
+            self.deadline += self._wait()
+            self._timer = loop.call_at(self.deadline, self._spawn)
+
+    # -- control, called by the scheduler --------------------------------------------------
+
+    def cancel(self) -> None:
+        """No further execution starts; one in progress finishes and is not rescheduled."""
+        self.cancelled = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._wakeup is not None:
+            _wake(self._wakeup)
+
+    @property
+    def thread_running(self) -> bool:
+        """True while a plain function of this task is still running in its thread."""
+        return self._thread is not None and not self._thread.done()
+
+    def snapshot(self, now: float, offset: float, timeout: float | None) -> TaskStatus:
+        """A frozen status at loop time ``now``; ``offset`` converts loop times to epoch."""
+        running = self.state == "running"
+        started = self.started
+        return TaskStatus(
+            name=self.name,
+            interval=self.interval,
+            timeout=timeout,
+            state=self.state,
+            runs=self.runs,
+            failures=self.failures,
+            consecutive_failures=self.consecutive_failures,
+            last_started_at=None if self.last_started is None else self.last_started + offset,
+            last_finished_at=None if self.last_finished is None else self.last_finished + offset,
+            last_success_at=None if self.last_success is None else self.last_success + offset,
+            last_duration=self.last_duration,
+            last_error=self.last_error,
+            next_run_at=None if running or self.cancelled else self.deadline + offset,
+            running_for=max(0.0, now - started) if running and started is not None else None,
+        )
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self._timer = None
+        if self.cancelled:
+            return
+        self.task = self._scheduler._own(self._loop.create_task(self._main()), self)
+
+    async def _main(self) -> None:
+        loop = self._loop
+        while not self.cancelled:
+            if not self._scheduler._may_run(self.name):
+                self.deadline = loop.time() + self._wait()
+            else:
+                execution = self._begin()
+                error: Exception | None = None
+                outcome: Outcome = "success"
+                try:
+                    if self._is_async and self._timeout is None:
+                        await self._fn()
+                    else:
+                        outcome = await self._guarded()
+                except asyncio.CancelledError as exc:
+                    self._end_cancelled(execution, exc)
+                    raise
+                except Exception as exc:
+                    error = exc
+                    outcome = "failure"
+                self._end(execution, outcome, error)
+                if self._thread is not None:
+                    await self._join_thread()
+            if self.cancelled:
+                return
+            delay = self.deadline - loop.time()
+            if delay >= _PARK_AFTER:
+                self._timer = loop.call_at(self.deadline, self._spawn)
+                return
+            if delay <= 0:
+                await asyncio.sleep(0)
+                continue
+            wakeup: asyncio.Future[None] = loop.create_future()
+            self._wakeup = wakeup
+            timer = loop.call_at(self.deadline, _wake, wakeup)
+            try:
+                await wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
+
+    async def _guarded(self) -> Outcome:
+        """Run a body that has a timeout or runs in a thread; raise what the body raised."""
+        if self._is_async:
+            timeout = asyncio.timeout(self._timeout)
+            try:
+                async with timeout:
+                    await self._fn()
+            except TimeoutError:
+                if timeout.expired():
+                    raise _Timeout(self._timeout) from None
+                raise
+            return "success"
+        thread = pool.submit(self._loop, self._fn, contextvars.copy_context())
+        self._thread = thread
+        if self._timeout is None:
+            # shield: a shutdown that cancels this task must not mark the thread's future done
+            # while the thread still runs; thread_running reads it.
+            try:
+                await asyncio.shield(thread)
+            finally:
+                if thread.done():
+                    self._thread = None
+            return "success"
+        done, _ = await asyncio.wait((thread,), timeout=self._timeout)
+        if not done:
+            raise _Timeout(self._timeout, thread=True)  # self._thread stays: _join_thread waits
+        self._thread = None
+        thread.result()
+        return "success"
+
+    async def _join_thread(self) -> None:
+        """After a timed-out plain function: stay ``running`` until its thread returns."""
+        thread = self._thread
+        assert thread is not None
+        self.state = "running"
+        try:
+            await asyncio.shield(thread)
+        except Exception as exc:
+            _log.warning(
+                "Task %s: its timed-out function finally raised %s: %s",
+                self.name,
+                type(exc).__name__,
+                exc,
+                extra={"task": self.name},
+            )
+        else:
+            _log.info(
+                "Task %s: its timed-out function returned; scheduling resumes",
+                self.name,
+                extra={"task": self.name},
+            )
+        self._thread = None
+        self.state = "scheduled"
+        self.deadline = self._loop.time() + self._wait()
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _begin(self) -> Execution | None:
+        loop = self._loop
+        now = loop.time()
+        self.state = "running"
+        self.started = now
+        self.last_started = now
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("Executing task: %s", self.name, extra={"task": self.name})
+        hooks = self._scheduler._hooks
+        if not hooks:
+            return None
+        execution = self._execution(now)
+        call_start(hooks, execution)
+        return execution
+
+    def _execution(self, started: float) -> Execution:
+        offset = _clock.wall_offset(self._loop)
+        return Execution(
+            task=self.name,
+            interval=self.interval,
+            number=self.runs + 1,
+            due_at=self.deadline + offset,
+            started_at=started + offset,
+            lateness=max(0.0, started - self.deadline),
+        )
+
+    def _end(self, execution: Execution | None, outcome: Outcome, error: Exception | None) -> None:
+        loop = self._loop
+        now = loop.time()
+        started = self.started if self.started is not None else now
+        if execution is None and self._scheduler._hooks:
+            execution = self._execution(started)  # a hook was added during this execution
+        self.runs += 1
+        self.last_finished = now
+        self.last_duration = now - started
+        if error is None:
+            self.last_success = now
+            if self.consecutive_failures:
+                self._flush_suppressed()
+                _log.info(
+                    "Task %s recovered after %d consecutive failures",
+                    self.name,
+                    self.consecutive_failures,
+                    extra={"task": self.name},
+                )
+                self._error_key = None
+            self.consecutive_failures = 0
+            self.last_error = None
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("Task %s completed successfully", self.name, extra={"task": self.name})
+        else:
+            if isinstance(error, _Timeout):
+                outcome = "timeout"
+            self.failures += 1
+            self.consecutive_failures += 1
+            kind = "TimeoutError" if isinstance(error, _Timeout) else type(error).__name__
+            self.last_error = f"{kind}: {error}"
+            self._log_failure(error, now)
+        if execution is not None:
+            call_finish(
+                self._scheduler._hooks,
+                execution,
+                ExecutionResult(
+                    outcome=outcome,
+                    duration=self.last_duration,
+                    finished_at=now + _clock.wall_offset(loop),
+                    error=error,
+                ),
+            )
+        if self._thread is None:
+            self.state = "scheduled"
+            self.deadline = now + self._wait()
+
+    def _end_cancelled(self, execution: Execution | None, exc: asyncio.CancelledError) -> None:
+        now = self._loop.time()
+        started = self.started if self.started is not None else now
+        if execution is not None:
+            call_finish(
+                self._scheduler._hooks,
+                execution,
+                ExecutionResult(
+                    outcome="cancelled",
+                    duration=now - started,
+                    finished_at=now + _clock.wall_offset(self._loop),
+                    error=None,
+                ),
+            )
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() == 0 and not self.cancelled:
+            # Nobody asked to cancel this task: the body raised CancelledError itself (it awaited
+            # something another task cancelled). It is not swallowed, so this task stops here.
+            _log.error(
+                "Task %s raised CancelledError from its own code; it will not run again",
+                self.name,
+                exc_info=exc,
+                extra={"task": self.name},
+            )
+            self._scheduler._forget(self)
+
+    def _wait(self) -> float:
+        """Seconds from a completion to the next start: interval, backoff, jitter."""
+        wait = self.interval
+        failures = self.consecutive_failures
+        if failures and self._max_backoff is not None:
+            base = self.interval or _BACKOFF_BASE_FOR_ZERO / 2
+            backoff = min(self._max_backoff, base * 2.0 ** min(failures, 64))
+            wait = max(wait, backoff)
+        if self._jitter:
+            wait += random.uniform(0.0, self._jitter)
+        return wait
+
+    def _log_failure(self, error: Exception, now: float) -> None:
+        key = (type(error), str(error))
+        if key == self._error_key and self.consecutive_failures > 1:
+            self._suppressed += 1
+            if now - self._suppressed_since >= SUMMARY_EVERY:
+                self._flush_suppressed()
+                self._suppressed_since = now
+            return
+        self._flush_suppressed()
+        self._error_key = key
+        self._suppressed_since = now
+        _log.error(
+            "Task %s failed: %s",
+            self.name,
+            self.last_error,
+            exc_info=error,
+            extra={"task": self.name},
+        )
+
+    def _flush_suppressed(self) -> None:
+        if self._suppressed:
+            _log.error(
+                "Task %s failed %d more times with the same error: %s",
+                self.name,
+                self._suppressed,
+                self.last_error,
+                extra={"task": self.name},
+            )
+            self._suppressed = 0
+
+    def __repr__(self) -> str:
+        flags = " cancelled" if self.cancelled else ""
+        return f"<TaskRunner {self.name!r} {self.state}{flags} runs={self.runs}>"
+
+
+class _Timeout(TimeoutError):
+    """An execution ran past its timeout (as opposed to the body raising TimeoutError)."""
+
+    def __init__(self, timeout: float | None, *, thread: bool = False) -> None:
+        message = f"execution exceeded its timeout of {timeout:g} s"
+        if thread:
+            message += " (the function is still running in its thread; the next run waits for it)"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TimeoutError, self.args)

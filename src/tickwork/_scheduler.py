@@ -1,0 +1,334 @@
+"""``Scheduler``: the registry of tasks, their lifecycle, status and shutdown.
+
+The scheduler owns every asyncio task it creates (``_tasks``); each registered name maps to one
+``TaskRunner`` (``_runners``). Cancelling a task removes its name at once; its runner may still
+be finishing an execution, which ``shutdown()`` waits for, but it is no longer the task of that
+name, so a task scheduled again under the same name starts from a clean status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from tickwork import _clock
+from tickwork._errors import SchedulerError
+from tickwork._execution import TaskRunner
+from tickwork._hooks import ExecutionHook
+from tickwork._spec import TaskSpec, check_name, check_seconds
+from tickwork._status import ShutdownReport, TaskStatus
+
+__all__ = ["Scheduler"]
+
+_log = logging.getLogger("tickwork.scheduler")
+
+# After the grace period, cancelled executions get this long to unwind before shutdown() gives
+# up on them (a body that swallows CancelledError must not wedge the shutdown).
+_CANCEL_MARGIN = 1.0
+
+
+class Scheduler:
+    """Runs recurring tasks on the running asyncio event loop, each independent of the others.
+
+    Every task runs first at once (or after one interval with ``run_immediately=False``), then
+    ``interval`` seconds after each execution *finishes* (fixed delay): a task never overlaps
+    itself. A task that raises is logged and rescheduled; one that hangs, fails or is cancelled
+    never delays another.
+
+    Use it inside a running event loop; as an async context manager it shuts down on exit::
+
+        async with Scheduler() as scheduler:
+            scheduler.schedule_task("refresh", 60, refresh)
+            await stop_event.wait()
+
+    Args:
+        hooks: Objects told of every execution's start and end (metrics, tracing); see
+            :class:`ExecutionHook`.
+    """
+
+    def __init__(self, *, hooks: Iterable[ExecutionHook] = ()) -> None:
+        self._hooks: tuple[ExecutionHook, ...] = tuple(hooks)
+        self._runners: dict[str, TaskRunner] = {}
+        self._tasks: dict[asyncio.Task[None], TaskRunner] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._shutdown_report: ShutdownReport | None = None
+
+    # -- registration -------------------------------------------------------------------------
+
+    def schedule_task(
+        self,
+        name: str,
+        interval: float,
+        task: Callable[[], Any],
+        *,
+        timeout: float | None = None,
+        jitter: float = 0.0,
+        run_immediately: bool = True,
+        max_backoff: float | None = None,
+    ) -> None:
+        """Register ``task`` to run every ``interval`` seconds after its previous completion.
+
+        The name is registered before the first run, so ``cancel_task(name)`` works at once, also
+        from inside the first execution.
+
+        Args:
+            name: Unique, non-empty name; it identifies the task in status, logs and metrics.
+            interval: Seconds from one execution's completion to the next start; 0 runs again
+                on the next loop iteration.
+            task: A zero-argument coroutine function (awaited on the loop) or plain function
+                (run in a worker thread, so it never blocks the loop).
+            timeout: Seconds an execution may run. A coroutine past it is cancelled; a plain
+                function cannot be stopped, so the scheduler stops waiting, counts a failure,
+                and the next run waits until the function has returned. None: no limit.
+            jitter: Up to this many random seconds are added to each wait (not to an immediate
+                first run), to spread tasks that would otherwise start together.
+            run_immediately: Start the first execution on the next loop iteration (True) or
+                after one interval (False).
+            max_backoff: After consecutive failures the wait doubles per failure
+                (``interval * 2**n``; from 1 s when the interval is 0), capped at this many
+                seconds, and returns to ``interval`` after the first success. None keeps the
+                interval constant.
+
+        Raises:
+            TypeError: An argument has the wrong type (the message names it); a coroutine
+                object was passed instead of the function.
+            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds).
+            RuntimeError: No event loop is running in this thread, or the scheduler is bound to
+                another loop.
+            SchedulerError: ``"already_scheduled"`` (the name is taken) or ``"shut_down"``.
+        """
+        self._add(
+            TaskSpec(
+                name,
+                interval,
+                task,
+                timeout=timeout,
+                jitter=jitter,
+                run_immediately=run_immediately,
+                max_backoff=max_backoff,
+            )
+        )
+
+    def schedule_tasks(self, specs: Iterable[TaskSpec]) -> None:
+        """Register several tasks at once: all of them, or none when any is refused.
+
+        Args:
+            specs: The tasks, as :class:`TaskSpec` objects (checked when they were created).
+
+        Raises:
+            TypeError: An item is not a ``TaskSpec``.
+            SchedulerError: ``"already_scheduled"`` (a name is taken or repeated in ``specs``)
+                or ``"shut_down"``.
+            RuntimeError: As for :meth:`schedule_task`.
+        """
+        specs = list(specs)
+        seen: set[str] = set()
+        for spec in specs:
+            if not isinstance(spec, TaskSpec):
+                raise TypeError(f"specs must contain TaskSpec objects, got {spec!r}")
+            if spec.name in seen:
+                raise SchedulerError("already_scheduled", spec.name)
+            seen.add(spec.name)
+            self._check_can_add(spec.name)
+        for spec in specs:
+            self._add(spec)
+
+    def _check_can_add(self, name: str) -> asyncio.AbstractEventLoop:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                f"Scheduler needs a running asyncio event loop to schedule task {name!r}: "
+                "call it from async code (inside asyncio.run(...))"
+            ) from None
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"this Scheduler runs on another event loop; cannot schedule task {name!r} here"
+            )
+        if self._closed:
+            raise SchedulerError("shut_down", name)
+        if name in self._runners:
+            raise SchedulerError("already_scheduled", name)
+        return loop
+
+    def _add(self, spec: TaskSpec) -> None:
+        loop = self._check_can_add(spec.name)
+        self._runners[spec.name] = TaskRunner(self, spec, loop)
+
+    def cancel_task(self, name: str) -> None:
+        """Stop scheduling ``name``: no further execution starts, and the name is free at once.
+
+        An execution in progress is allowed to finish and is not rescheduled; the name can be
+        scheduled again right away.
+
+        Raises:
+            SchedulerError: ``"not_scheduled"``: no task of that name.
+        """
+        runner = self._runners.pop(check_name(name), None)
+        if runner is None:
+            raise SchedulerError("not_scheduled", name)
+        runner.cancel()
+
+    def list_tasks(self) -> list[str]:
+        """Return the names of the scheduled tasks, in registration order."""
+        return list(self._runners)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> list[TaskStatus]:
+        """Return a snapshot of every scheduled task, in registration order."""
+        loop = self._loop
+        if loop is None:
+            return []
+        now = loop.time()
+        offset = _clock.wall_offset(loop)
+        return [r.snapshot(now, offset, r.timeout) for r in self._runners.values()]
+
+    def task_status(self, name: str) -> TaskStatus:
+        """Return a snapshot of one task.
+
+        Raises:
+            SchedulerError: ``"not_scheduled"``: no task of that name.
+        """
+        runner = self._runners.get(check_name(name))
+        if runner is None or self._loop is None:
+            raise SchedulerError("not_scheduled", name)
+        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop), runner.timeout)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` has started: no task can be scheduled any more."""
+        return self._closed
+
+    def add_hook(self, hook: ExecutionHook) -> None:
+        """Add an execution hook; it sees executions that start from now on."""
+        self._hooks = (*self._hooks, hook)
+
+    def remove_hook(self, hook: ExecutionHook) -> None:
+        """Remove a hook added earlier; unknown hooks are ignored."""
+        self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def shutdown(self, grace: float = 5.0) -> ShutdownReport:
+        """Cancel every task, let executions in flight finish for up to ``grace`` seconds.
+
+        As the seed's graceful shutdown: every name in :meth:`list_tasks` is cancelled (a
+        problem is logged at WARNING and does not stop the others); then executions still
+        running get ``grace`` seconds; those left are cancelled and awaited briefly. It always
+        returns, within ``grace`` plus about one second, even when a task ignores cancellation
+        or is stuck in a thread. Afterwards :meth:`list_tasks` is empty and
+        :meth:`schedule_task` raises ``SchedulerError("shut_down")``. A second call returns the
+        first call's report.
+
+        Args:
+            grace: Seconds to wait for executions in flight (>= 0).
+
+        Returns:
+            Which tasks' executions finished, were cancelled, or were left running in a
+            thread (plain functions cannot be stopped).
+        """
+        grace = check_seconds("grace", grace)
+        if self._shutdown_report is not None:
+            return self._shutdown_report
+        self._closed = True
+        for name in self.list_tasks():
+            try:
+                self.cancel_task(name)
+            except Exception:
+                _log.warning("Failed to cancel task %s", name, exc_info=True, extra={"task": name})
+        current = asyncio.current_task()
+        # Runners that are merely waiting saw their cancel and are leaving; only executions
+        # under way count in the report.
+        in_flight = {
+            t: r for t, r in self._tasks.items() if t is not current and r.state == "running"
+        }
+        finished: list[str] = []
+        cancelled: list[str] = []
+        abandoned: list[str] = []
+        if in_flight:
+            _log.info("Waiting up to %gs for %d running task(s)", grace, len(in_flight))
+            done, pending = await asyncio.wait(in_flight, timeout=grace)
+            finished.extend(in_flight[t].name for t in done)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, stubborn = await asyncio.wait(pending, timeout=_CANCEL_MARGIN)
+                for task in pending:
+                    runner = in_flight[task]
+                    if runner.thread_running:
+                        abandoned.append(runner.name)
+                        _log.warning(
+                            "Task %s is still running in its thread; abandoning it",
+                            runner.name,
+                            extra={"task": runner.name},
+                        )
+                    else:
+                        cancelled.append(runner.name)
+                        if task in stubborn:
+                            _log.warning(
+                                "Task %s did not stop after being cancelled; abandoning it",
+                                runner.name,
+                                extra={"task": runner.name},
+                            )
+        report = ShutdownReport(tuple(finished), tuple(cancelled), tuple(abandoned))
+        self._shutdown_report = report
+        return report
+
+    async def __aenter__(self) -> Scheduler:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # -- internals used by TaskRunner -------------------------------------------------------------
+
+    def _may_run(self, name: str) -> bool:
+        """Whether this replica may start an execution of ``name`` now.
+
+        The single seam for scale-out: a coordination backend answers here.
+        """
+        return True
+
+    def _own(self, task: asyncio.Task[None], runner: TaskRunner) -> asyncio.Task[None]:
+        self._tasks[task] = runner
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _forget(self, runner: TaskRunner) -> None:
+        if self._runners.get(runner.name) is runner:
+            del self._runners[runner.name]
+        runner.cancel()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        runner = self._tasks.pop(task, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        # Task bodies' exceptions never get here: this is a bug in tickwork. It must be seen.
+        if runner is not None:
+            self._forget(runner)
+        task.get_loop().call_exception_handler(
+            {
+                "message": f"tickwork internal error in the runner of task {runner!r}",
+                "exception": exc,
+                "task": task,
+            }
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Scheduler {state} tasks={len(self._runners)} running={len(self._tasks)}>"

@@ -1,0 +1,82 @@
+"""Frozen snapshots the scheduler hands out: ``TaskStatus`` and ``ShutdownReport``.
+
+They are copies taken at one moment; holding one never keeps scheduler state alive, and
+``to_dict()`` gives plain JSON-safe data. ``*_at`` fields are epoch seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["ShutdownReport", "TaskState", "TaskStatus"]
+
+TaskState = Literal["scheduled", "running"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """A snapshot of one scheduled task.
+
+    Attributes:
+        name: The task's name.
+        interval: Seconds between one completion and the next start.
+        timeout: Seconds an execution may run, or None.
+        state: ``"scheduled"`` (waiting for its next run) or ``"running"``. A plain function that
+            timed out but whose thread has not returned yet is still ``"running"``: the next run
+            waits for it.
+        runs: Finished executions (successes and failures).
+        failures: Executions that raised or timed out.
+        consecutive_failures: Failures since the last success.
+        last_started_at: When the latest execution started, or None before the first.
+        last_finished_at: When the latest execution finished, or None.
+        last_success_at: When the latest successful execution finished, or None.
+        last_duration: Seconds the latest finished execution took, or None.
+        last_error: ``"ExceptionType: message"`` of the latest failure while failures are
+            consecutive; None after a success.
+        next_run_at: When the next execution is due, or None while one is running.
+        running_for: Seconds the current execution has been running, or None.
+    """
+
+    name: str
+    interval: float
+    timeout: float | None
+    state: TaskState
+    runs: int
+    failures: int
+    consecutive_failures: int
+    last_started_at: float | None
+    last_finished_at: float | None
+    last_success_at: float | None
+    last_duration: float | None
+    last_error: str | None
+    next_run_at: float | None
+    running_for: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as a JSON-safe dict, keyed by field name."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    """What :meth:`Scheduler.shutdown` did with the executions in flight.
+
+    Attributes:
+        finished: Tasks whose execution in flight finished within the grace period.
+        cancelled: Tasks whose coroutine execution was cancelled when the grace period ran out.
+        abandoned: Tasks whose plain function was still running in its worker thread at the end;
+            threads cannot be stopped, so these may still be running.
+    """
+
+    finished: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = ()
+    abandoned: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """Return the report as a JSON-safe dict of lists."""
+        return {
+            "finished": list(self.finished),
+            "cancelled": list(self.cancelled),
+            "abandoned": list(self.abandoned),
+        }
