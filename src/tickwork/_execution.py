@@ -63,6 +63,7 @@ class TaskRunner:
 
     __slots__ = (
         "_error_key",
+        "_error_text",
         "_fn",
         "_is_async",
         "_jitter",
@@ -121,6 +122,7 @@ class TaskRunner:
         self._wakeup: asyncio.Future[None] | None = None
         self._thread: asyncio.Future[Any] | None = None
         self._error_key: tuple[type[BaseException], str] | None = None
+        self._error_text: str | None = None
         self._suppressed = 0
         self._suppressed_since = 0.0
         if spec.run_immediately:
@@ -397,6 +399,7 @@ class TaskRunner:
             return
         self._flush_suppressed()
         self._error_key = key
+        self._error_text = self.last_error
         self._suppressed_since = now
         _log.error(
             "Task %s failed: %s",
@@ -412,7 +415,7 @@ class TaskRunner:
                 "Task %s failed %d more times with the same error: %s",
                 self.name,
                 self._suppressed,
-                self.last_error,
+                self._error_text,
                 extra={"task": self.name},
             )
             self._suppressed = 0

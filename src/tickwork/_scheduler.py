@@ -27,7 +27,7 @@ _log = logging.getLogger("tickwork.scheduler")
 
 # After the grace period, cancelled executions get this long to unwind before shutdown() gives
 # up on them (a body that swallows CancelledError must not wedge the shutdown).
-_CANCEL_MARGIN = 1.0
+_CANCEL_MARGIN = 0.5
 
 
 class Scheduler:
@@ -222,7 +222,7 @@ class Scheduler:
         As the seed's graceful shutdown: every name in :meth:`list_tasks` is cancelled (a
         problem is logged at WARNING and does not stop the others); then executions still
         running get ``grace`` seconds; those left are cancelled and awaited briefly. It always
-        returns, within ``grace`` plus about one second, even when a task ignores cancellation
+        returns, within ``grace`` plus half a second, even when a task ignores cancellation
         or is stuck in a thread. Afterwards :meth:`list_tasks` is empty and
         :meth:`schedule_task` raises ``SchedulerError("shut_down")``. A second call returns the
         first call's report.
