@@ -1,0 +1,208 @@
+"""The async engine, sessions and programmatic Alembic migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ["Database", "open_database"]
+
+logger = logging.getLogger("miauflix.db")
+
+# Milliseconds a SQLite connection waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Database:
+    """An open database: the engine, a session factory and the migrations.
+
+    Create it with `open_database`. Sessions run one transaction each (see `session`).
+    On SQLite every transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front:
+    a deferred transaction that read first and writes later fails with "database is locked"
+    when another connection committed in between, and the busy timeout cannot help it.
+    Do not keep a session open across network I/O: it would hold that lock.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Wrap an engine made by `open_database` (which installs the SQLite hooks)."""
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"<Database {self.url.render_as_string(hide_password=True)}>"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy async engine."""
+        return self._engine
+
+    @property
+    def url(self) -> URL:
+        """The database URL (render it with `hide_password=True` before logging it)."""
+        return self._engine.url
+
+    @property
+    def dialect(self) -> str:
+        """The dialect name: `"sqlite"` or `"postgresql"`."""
+        return self._engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """Open a session holding one transaction.
+
+        The transaction commits when the block exits normally and rolls back when it raises.
+        Objects stay readable after the block (`expire_on_commit=False`) but are detached.
+
+        Yields:
+            The session.
+        """
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to `revision` (default: the newest) with the packaged migrations.
+
+        Args:
+            revision: An Alembic revision id, or `"head"`.
+        """
+        logger.info("upgrading the database schema to %s", revision)
+        async with self._engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+
+    async def downgrade(self, revision: str = "base") -> None:
+        """Downgrade the schema to `revision` (default: `"base"`, no tables at all).
+
+        Args:
+            revision: An Alembic revision id, `"base"`, or a relative step such as `"-1"`.
+        """
+        logger.info("downgrading the database schema to %s", revision)
+        async with self._engine.begin() as connection:
+            await connection.run_sync(_downgrade, revision)
+
+    async def current_revision(self) -> str | None:
+        """Return the schema's Alembic revision, or None for an empty database."""
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(_current_revision)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. The object must not be used afterwards."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def open_database(url: str) -> Database:
+    """Create the engine for `url`, check that it connects, and return the `Database`.
+
+    SQLite connections get WAL journaling, foreign keys and a busy timeout; a file URL's
+    parent directory is created. The schema is not touched: call `Database.migrate()`.
+
+    Args:
+        url: `sqlite+aiosqlite:///PATH` or `postgresql+asyncpg://USER@HOST:PORT/DB`.
+
+    Returns:
+        The open database.
+
+    Raises:
+        ValueError: The URL is malformed, uses another driver, or names an in-memory SQLite
+            database (each pooled connection would see its own empty database).
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError(f"url must be a database URL, got {url!r}") from exc
+    if parsed.drivername not in _SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"url must use one of {', '.join(_SUPPORTED_DRIVERS)}, got {parsed.drivername!r}"
+        )
+    engine_args: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in url:
+            raise ValueError(f"url must name a SQLite file, not an in-memory database, got {url!r}")
+        await asyncio.to_thread(_make_parent_directory, database)
+        engine_args = {}
+    engine = create_async_engine(parsed, **engine_args)
+    if parsed.get_backend_name() == "sqlite":
+        _install_sqlite_hooks(engine)
+    try:
+        async with engine.connect():
+            pass
+    except BaseException:
+        await engine.dispose()
+        raise
+    logger.debug("opened %s", parsed.render_as_string(hide_password=True))
+    return Database(engine)
+
+
+def _make_parent_directory(database: str) -> None:
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the driver (it would not BEGIN before a SELECT
+        # or a SAVEPOINT); `_on_begin` emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            # Durable at each checkpoint, fast per commit: the WAL recipe from SQLite's docs.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(_alembic_config(connection), revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(_alembic_config(connection), revision)
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
