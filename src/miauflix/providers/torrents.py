@@ -1,0 +1,195 @@
+"""Torrent data files: download a `.torrent` and accept it only when its info hash matches.
+
+Two places can have a file: the direct URL a directory gave, and a torrent cache addressed by
+info hash (itorrents-style `GET <TORRENT_CACHE_URL>/torrent/<HASH>.torrent`, uppercase hex).
+A file is accepted only if torf parses it as a valid torrent and the SHA-1 of its bencoded
+`info` dictionary equals the expected hash.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+import torf
+
+from miauflix.providers._http import _Body, _HttpEndpoint
+from miauflix.providers._status import ProviderStatus, _Health
+from miauflix.providers.directories import check_info_hash
+from miauflix.providers.errors import (
+    BadResponse,
+    HashMismatch,
+    NotConfigured,
+    NotFound,
+    ProviderError,
+)
+
+__all__ = ["TorrentFile", "TorrentFileFetcher"]
+
+logger = logging.getLogger("miauflix.providers")
+
+
+@dataclass(frozen=True, slots=True)
+class TorrentFile:
+    """A verified torrent file.
+
+    Attributes:
+        info_hash: Its info hash, 40 lowercase hex digits (equal to the one asked for).
+        data: The file's bytes, exactly as downloaded.
+        source_url: Where it came from.
+        name: The torrent's name (`info.name`), or None.
+        size_bytes: Total size of the content it describes, or None.
+    """
+
+    info_hash: str
+    data: bytes
+    source_url: str
+    name: str | None
+    size_bytes: int | None
+
+    def __repr__(self) -> str:
+        return (
+            f"TorrentFile(info_hash={self.info_hash!r}, {len(self.data)} bytes, "
+            f"source_url={self.source_url!r})"
+        )
+
+
+class TorrentFileFetcher:
+    """Downloads and verifies `.torrent` files.
+
+    Args:
+        cache_url: Torrent cache base URL (`TORRENT_CACHE_URL`), or "" for none.
+        timeout: Seconds for one whole download.
+        max_bytes: Largest file accepted (default 4 MiB); a bigger one raises `BadResponse`.
+        rate_limit: Requests per second over both sources, None for no limit.
+        transport: An httpx transport to use instead of the network (tests).
+
+    Raises:
+        ValueError: `timeout`, `max_bytes` or `rate_limit` is not a positive number.
+    """
+
+    name = "torrent_files"
+
+    def __init__(
+        self,
+        cache_url: str,
+        *,
+        timeout: float = 10.0,
+        max_bytes: int = 4 * 1024 * 1024,
+        rate_limit: float | None = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.cache_url = cache_url.rstrip("/")
+        self._health = _Health(self.name)
+        self._http = _HttpEndpoint(
+            self.name,
+            self.cache_url or "http://invalid",
+            timeout=timeout,
+            max_bytes=max_bytes,
+            rate_limit=rate_limit,
+            headers={"Accept": "application/x-bittorrent, */*"},
+            health=self._health,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"<TorrentFileFetcher {self.cache_url!r} {self.status().status}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool; the fetcher cannot be used afterwards."""
+        await self._http.aclose()
+
+    def status(self) -> ProviderStatus:
+        """A snapshot of the fetcher's health (see `ProviderStatus`)."""
+        return self._health.status()
+
+    def cache_url_for(self, info_hash: str) -> str:
+        """The torrent cache URL of `info_hash` (uppercase hex, as itorrents names files)."""
+        return f"{self.cache_url}/torrent/{check_info_hash(info_hash).upper()}.torrent"
+
+    async def fetch(self, info_hash: str, download_url: str | None = None) -> TorrentFile:
+        """The verified torrent file of `info_hash`: from `download_url` first, then the cache.
+
+        Args:
+            info_hash: Expected info hash, 40 hex digits (any case).
+            download_url: The direct URL a directory gave, or None.
+
+        Raises:
+            ValueError: `info_hash` is malformed.
+            NotConfigured: No `download_url` and no cache URL.
+            ProviderError: No source gave a valid file. When several were tried, the most
+                telling error is raised: a `HashMismatch` or `BadResponse` before a
+                transport error, a `NotFound` only when every source said "not found".
+        """
+        info_hash = check_info_hash(info_hash)
+        urls = [u for u in (download_url, self.cache_url and self.cache_url_for(info_hash)) if u]
+        if not urls:
+            raise NotConfigured(
+                self.name, f"/torrent/{info_hash.upper()}.torrent", "TORRENT_CACHE_URL"
+            )
+        errors: list[ProviderError] = []
+        for url in urls:
+            try:
+                return await self.fetch_url(url, info_hash)
+            except ProviderError as error:
+                logger.debug("torrent file %s not taken from %s: %s", info_hash, url, error)
+                errors.append(error)
+        raise _most_telling(errors)
+
+    async def fetch_url(self, url: str, info_hash: str) -> TorrentFile:
+        """Download `url` and verify it is the torrent of `info_hash`.
+
+        Raises:
+            ValueError: `info_hash` is malformed.
+            HashMismatch: The file is a torrent, of another info hash.
+            BadResponse: The file is not a valid torrent (or too big, or truncated).
+            ProviderError: The download failed (see `miauflix.providers.errors`).
+        """
+        info_hash = check_info_hash(info_hash)
+        return await self._http.get(url, lambda body: self._verify(body, url, info_hash))
+
+    def _verify(self, body: _Body, url: str, info_hash: str) -> TorrentFile:
+        try:
+            torrent = torf.Torrent.read_stream(io.BytesIO(body.content), validate=True)
+            actual = str(torrent.infohash).lower()
+            name = torrent.name
+            size = torrent.size
+        except torf.TorfError as exc:
+            raise BadResponse(self.name, body.path, f"not a valid torrent file: {exc}") from None
+        if actual != info_hash:
+            raise HashMismatch(self.name, body.path, expected=info_hash, actual=actual)
+        return TorrentFile(
+            info_hash=actual,
+            data=body.content,
+            source_url=url,
+            name=None if name is None else str(name),
+            size_bytes=None if size is None else int(size),
+        )
+
+
+def _most_telling(errors: list[ProviderError]) -> ProviderError:
+    # A wrong or broken file says more about a source than "could not connect", and a
+    # NotFound means "absent" only when every source agrees.
+    for kind in (HashMismatch, BadResponse):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    for error in errors:
+        if not isinstance(error, NotFound):
+            return error
+    return errors[-1]
