@@ -1,0 +1,268 @@
+"""The ``tickwork`` command: ``tickwork run MODULE:CALLABLE`` and ``tickwork status``.
+
+Every option of ``run`` also reads an environment variable (the flag wins):
+``TICKWORK_HOST``, ``TICKWORK_PORT``, ``TICKWORK_GRACE``, ``TICKWORK_LOG_LEVEL``,
+``TICKWORK_LOG_FORMAT``, ``TICKWORK_TOKEN``; ``status`` reads ``TICKWORK_URL`` and
+``TICKWORK_TOKEN``. Prefer the environment variable for the token: a flag shows in ``ps``.
+
+Bad input (an unknown module or attribute, a setup that raises, a port in use, a bad flag
+value) prints one line, ``tickwork: error: ...``, on stderr and exits non-zero, without a
+traceback. Exit codes: 0 after a graceful shutdown; 1 for a failure to start or a shutdown that
+overran; 2 for bad command-line input; 128 + signal number after a second signal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+import httpx
+
+from tickwork.service._loader import LoadError, load_target
+from tickwork.service._serve import RunOptions, ServiceError, run_service
+
+__all__ = ["cli", "main"]
+
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Seconds(click.ParamType[float]):
+    """A finite number of seconds >= 0 (``nan``, ``inf`` and negatives are refused)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a finite number of seconds >= 0", param, ctx)
+        return seconds
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """tickwork: run and inspect a recurring-task service."""
+
+
+@cli.command()
+@click.argument("target", metavar="MODULE:CALLABLE")
+@click.option(
+    "--host",
+    envvar="TICKWORK_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve HTTP on.",
+)
+@click.option(
+    "--port",
+    envvar="TICKWORK_PORT",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to serve HTTP on (0: any free port).",
+)
+@click.option(
+    "--grace",
+    envvar="TICKWORK_GRACE",
+    type=_Seconds(),
+    default=5.0,
+    show_default=True,
+    help="Seconds running tasks get to finish on shutdown.",
+)
+@click.option(
+    "--log-level",
+    envvar="TICKWORK_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    type=click.Choice(_LEVELS, case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    envvar="TICKWORK_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(("text", "json")),
+    help="json: one object per line.",
+)
+@click.option(
+    "--token",
+    envvar="TICKWORK_TOKEN",
+    default=None,
+    show_default=False,
+    help="Bearer token required on /status, /metrics, /history (not /health).",
+)
+def run(
+    target: str,
+    host: str,
+    port: int,
+    grace: float,
+    log_level: str,
+    log_format: str,
+    token: str | None,
+) -> None:
+    """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history.
+
+    CALLABLE is called with the running Scheduler; it may be async, and may return an async
+    context manager or an object with an async aclose() to release at shutdown. Runs until
+    SIGTERM or SIGINT.
+    """
+    try:
+        setup = load_target(target)
+    except LoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    options = RunOptions(
+        target=target,
+        host=host,
+        port=port,
+        grace=grace,
+        log_level=log_level.lower(),
+        log_format="json" if log_format == "json" else "text",
+        token=token or None,
+    )
+    try:
+        code = run_service(options, setup)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+@cli.command()
+@click.option(
+    "--url",
+    envvar="TICKWORK_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Base URL of the running service.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw /status JSON.")
+@click.option("--token", envvar="TICKWORK_TOKEN", default=None, help="Bearer token.")
+def status(url: str, as_json: bool, token: str | None) -> None:
+    """Print the task table of a running service."""
+    endpoint = url.rstrip("/") + "/status"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(endpoint, headers=headers, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {endpoint}: {exc}") from None
+    if response.status_code == 401:
+        raise click.ClickException(
+            f"{endpoint} answered 401 Unauthorized: pass --token or set TICKWORK_TOKEN"
+        )
+    if response.status_code != 200:
+        raise click.ClickException(
+            f"{endpoint} answered {response.status_code} {response.reason_phrase}"
+        )
+    try:
+        document = response.json()
+        tasks = document["tasks"]
+    except (ValueError, KeyError, TypeError):
+        raise click.ClickException(f"{endpoint} did not answer with a tickwork status") from None
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(_render_table(document, tasks))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 120:
+        return f"{value:.1f}s"
+    if value < 7200:
+        return f"{value / 60:.1f}m"
+    return f"{value / 3600:.1f}h"
+
+
+def _state(task: dict[str, Any]) -> str:
+    if task.get("stuck"):
+        return f"stuck {_seconds(task.get('running_for'))}"
+    if task.get("state") == "running":
+        return f"running {_seconds(task.get('running_for'))}"
+    if (task.get("overdue_by") or 0) >= 1.0:
+        return f"overdue {_seconds(task.get('overdue_by'))}"
+    return str(task.get("state", "?"))
+
+
+def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
+    now = float(document.get("now") or 0.0)
+    lines = [
+        f"tickwork {document.get('state', '?')}, up {_seconds(document.get('uptime'))}, "
+        f"{len(tasks)} task(s)"
+    ]
+    header = ("NAME", "STATE", "RUNS", "FAILURES", "LAST DURATION", "NEXT RUN", "LAST ERROR")
+    rows: list[tuple[str, ...]] = [header]
+    for task in tasks:
+        next_run = task.get("next_run_at")
+        error = task.get("last_error") or "-"
+        rows.append(
+            (
+                str(task.get("name")),
+                _state(task),
+                str(task.get("runs", 0)),
+                f"{task.get('failures', 0)} ({task.get('consecutive_failures', 0)} in a row)"
+                if task.get("consecutive_failures")
+                else str(task.get("failures", 0)),
+                _seconds(task.get("last_duration")),
+                "-" if next_run is None else f"in {_seconds(max(0.0, next_run - now))}",
+                _clip(error.splitlines()[0] if error.strip() else "-", 60),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    services = document.get("services") or {}
+    if services:
+        lines.append("")
+        for name, component in services.items():
+            reason = component.get("reason")
+            lines.append(
+                f"service {name}: {component.get('status')}" + (f" ({reason})" if reason else "")
+            )
+    last_stall = document.get("last_stall")
+    if last_stall:
+        lines.append(
+            f"last stall: {last_stall.get('kind')} of {_seconds(last_stall.get('seconds'))}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the ``tickwork`` command line and exit with its code.
+
+    Args:
+        argv: The arguments (without the program name); ``sys.argv[1:]`` by default.
+    """
+    try:
+        result = cli.main(args=argv, prog_name="tickwork", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # "tickwork" alone: the help text, as is, is the clearest answer.
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"tickwork: error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("tickwork: aborted", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,184 @@
+"""The service's HTTP API as a Starlette app: ``/status``, ``/health``, ``/metrics``, ``/history``.
+
+Endpoints (all ``GET``):
+
+- ``/health`` (never needs the token): 200 ``{"status": "ok"}`` while the service is running
+  and the event loop responsive; 503 ``{"status": "unavailable", "reason": ...}`` while
+  starting or shutting down, or while the loop lag is above ``lag_threshold`` (1 s).
+- ``/status``: ``{"state", "started_at", "uptime", "now", "event_loop_lag", "stall_events",
+  "last_stall", "tasks": [...], "services": {...}}``. Each task is its
+  :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters) plus
+  ``overdue_by`` (seconds a waiting task is past due, 0.0 otherwise) and ``stuck`` (running
+  longer than its timeout or, without one, than ``stuck_after``, 600 s). ``services`` holds the
+  components registered with :func:`tickwork.service.register_component`.
+- ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
+- ``/history`` (``?task=NAME`` for one task): ``{"NAME": [{"started_at", "duration",
+  "outcome", "lateness"}, ...]}``, the last executions of each task, oldest first; 404 for an
+  unknown task.
+
+With a ``token``, every endpoint but ``/health`` needs ``Authorization: Bearer TOKEN``; a
+missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per client
+address and route (``rate_limit`` requests per second, bursts of ``burst``); over the limit:
+429 with ``Retry-After``.
+
+Mounting in your own application: the app is a plain ASGI app. Starlette does not run a mounted
+app's lifespan, so enter it from yours (otherwise the loop monitor starts on the first request
+and stops with the loop)::
+
+    tickwork_app = create_app(scheduler, token=TOKEN)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async with tickwork_app.router.lifespan_context(tickwork_app):
+            yield
+
+    app = Starlette(routes=[Mount("/scheduler", app=tickwork_app)], lifespan=lifespan)
+    # FastAPI: app = FastAPI(lifespan=lifespan); app.mount("/scheduler", tickwork_app)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tickwork.service._ratelimit import RateLimiter
+from tickwork.service._runtime import ServiceRuntime
+from tickwork.service.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from tickwork import Scheduler
+
+__all__ = ["create_app"]
+
+_Endpoint = Callable[[Request], Awaitable[Response]]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def create_app(
+    scheduler: Scheduler,
+    *,
+    token: str | None = None,
+    rate_limit: float = 10.0,
+    burst: int | None = None,
+    lag_threshold: float = 1.0,
+    stuck_after: float = 600.0,
+    history_size: int = 100,
+) -> Starlette:
+    """Return the Starlette app serving ``scheduler``'s status, health, metrics and history.
+
+    Adds two execution hooks to ``scheduler`` (metrics and recent executions), so create the
+    app before scheduling tasks to count their first runs. The app's lifespan starts and stops
+    the event-loop monitor.
+
+    Args:
+        scheduler: The scheduler to serve.
+        token: When set, the bearer token required on every endpoint but ``/health``. Compared
+            in constant time; never logged.
+        rate_limit: Requests per second allowed per client address and route.
+        burst: Requests a quiet client may send at once; defaults to ``rate_limit`` rounded up.
+        lag_threshold: Event-loop lag (seconds) above which ``/health`` is 503 and a stall is
+            reported.
+        stuck_after: Seconds after which a running execution of a task without a timeout shows
+            as ``stuck``.
+        history_size: Executions kept per task for ``/history``.
+
+    Returns:
+        The app; its :class:`~tickwork.service._runtime.ServiceRuntime` is ``app.state.tickwork``.
+
+    Raises:
+        TypeError: ``token`` is not a str or None.
+        ValueError: ``token`` is empty, or a number is out of range (the message names it).
+    """
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a str or None, got {type(token).__name__}")
+    if token == "":
+        raise ValueError("token must be a non-empty str or None, got ''")
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
+        raise TypeError(f"rate_limit must be a number, got {rate_limit!r}")
+    if not math.isfinite(rate_limit) or rate_limit <= 0:
+        raise ValueError(f"rate_limit must be a finite number > 0, got {rate_limit!r}")
+    limiter = RateLimiter(rate_limit, burst)
+    runtime = ServiceRuntime(
+        scheduler,
+        lag_threshold=lag_threshold,
+        stuck_after=stuck_after,
+        history_size=history_size,
+    )
+    expected = None if token is None else token.encode()
+
+    def guard(endpoint: _Endpoint, *, route: str, protected: bool) -> _Endpoint:
+        async def guarded(request: Request) -> Response:
+            client = request.client.host if request.client is not None else "unknown"
+            # Rate-limit before checking the token, so guessing tokens is rate-limited too.
+            wait = limiter.acquire(client, route)
+            if wait > 0:
+                return JSONResponse(
+                    {"error": "too many requests"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            if protected and expected is not None and not _authorized(request, expected):
+                return JSONResponse(
+                    {"error": "unauthorized"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="tickwork"'},
+                )
+            return await endpoint(request)
+
+        return guarded
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(await runtime.status_document(), headers=_NO_STORE)
+
+    async def health(request: Request) -> Response:
+        healthy, reason = runtime.health()
+        if healthy:
+            return JSONResponse({"status": "ok"}, headers=_NO_STORE)
+        return JSONResponse(
+            {"status": "unavailable", "reason": reason}, status_code=503, headers=_NO_STORE
+        )
+
+    async def metrics(request: Request) -> Response:
+        runtime.monitor.start()
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+    async def history(request: Request) -> Response:
+        task = request.query_params.get("task")
+        document = runtime.history_document(task)
+        if document is None:
+            return JSONResponse({"error": f"unknown task {task!r}"}, status_code=404)
+        return JSONResponse(document, headers=_NO_STORE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.monitor.start()
+        try:
+            yield
+        finally:
+            await runtime.monitor.aclose()
+
+    routes = [
+        Route("/health", guard(health, route="health", protected=False), methods=["GET"]),
+        Route("/status", guard(status, route="status", protected=True), methods=["GET"]),
+        Route("/metrics", guard(metrics, route="metrics", protected=True), methods=["GET"]),
+        Route("/history", guard(history, route="history", protected=True), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.tickwork = runtime
+    return app
+
+
+def _authorized(request: Request, expected: bytes) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # compare_digest on bytes: constant time in the token's content (non-ASCII included).
+    return hmac.compare_digest(credentials.strip().encode(), expected)

@@ -1,0 +1,185 @@
+"""Prometheus metrics for a scheduler, in a registry of their own.
+
+:class:`SchedulerMetrics` is an :class:`tickwork.ExecutionHook` (counters and histograms are
+fed by finished executions) and a collector (gauges are read from ``scheduler.status()`` at
+scrape time, so they are never stale). Exported, with the ``task`` label where it applies:
+
+==========================================  =========  =======================================
+``tickwork_task_runs_total``                counter    finished executions, label ``outcome``
+``tickwork_task_failures_total``            counter    executions that failed or timed out
+``tickwork_task_duration_seconds``          histogram  execution durations
+``tickwork_task_lateness_seconds``          histogram  start delay against the due time
+``tickwork_task_running``                   gauge      1 while an execution runs
+``tickwork_task_last_success_timestamp_seconds``  gauge  epoch of the last success
+``tickwork_task_overdue_seconds``           gauge      how far past due a waiting task is
+``tickwork_event_loop_lag_seconds``         gauge      current event-loop lag
+``tickwork_stall_events_total``             counter    stalls, suspends, clock jumps (``kind``)
+==========================================  =========  =======================================
+
+The registry is not prometheus-client's global one, so several schedulers (or tests) in one
+process never collide.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from tickwork.service._lag import LoopMonitor, StallEvent
+from tickwork.service._taskview import overdue_by
+
+if TYPE_CHECKING:
+    from tickwork import Execution, ExecutionResult, TaskStatus
+
+__all__ = ["CONTENT_TYPE", "SchedulerMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The ``Content-Type`` of :meth:`SchedulerMetrics.render`'s output."""
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+_LATENESS_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 60.0)
+_FAILED_OUTCOMES = frozenset({"failure", "timeout"})
+
+
+class _StatusSource(Protocol):
+    def status(self) -> list[TaskStatus]: ...
+
+
+class SchedulerMetrics:
+    """Collect a scheduler's metrics; add it to the scheduler as a hook.
+
+    Args:
+        scheduler: The scheduler whose ``status()`` feeds the gauges.
+        monitor: The loop monitor whose lag and events are exported, if any.
+        registry: Where to register; a new :class:`prometheus_client.CollectorRegistry` by
+            default.
+
+    Example:
+        >>> metrics = SchedulerMetrics(scheduler)        # doctest: +SKIP
+        >>> scheduler.add_hook(metrics)                  # doctest: +SKIP
+        >>> body = metrics.render()                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        scheduler: _StatusSource,
+        *,
+        monitor: LoopMonitor | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._scheduler = scheduler
+        self._monitor = monitor
+        self._runs = Counter(
+            "tickwork_task_runs",
+            "Finished executions per task and outcome.",
+            ["task", "outcome"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "tickwork_task_failures",
+            "Executions that failed or timed out, per task.",
+            ["task"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "tickwork_task_duration_seconds",
+            "Execution duration per task.",
+            ["task"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._lateness = Histogram(
+            "tickwork_task_lateness_seconds",
+            "Start delay of each execution against its due time, per task.",
+            ["task"],
+            buckets=_LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+        self._stalls = Counter(
+            "tickwork_stall_events",
+            "Event-loop stalls, process suspends and wall-clock jumps detected.",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("stall", "suspend", "clock_jump"):
+            self._stalls.labels(kind=kind)
+        self.registry.register(_StatusCollector(self))
+        if monitor is not None:
+            monitor.add_listener(self._on_stall)
+
+    def on_start(self, execution: Execution) -> None:
+        """Record the start delay of an execution."""
+        self._lateness.labels(task=execution.task).observe(execution.lateness)
+
+    def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+        """Count a finished execution and record its duration."""
+        self._runs.labels(task=execution.task, outcome=result.outcome).inc()
+        if result.outcome in _FAILED_OUTCOMES:
+            self._failures.labels(task=execution.task).inc()
+        else:
+            # Create the series at 0 so rate() works from the first failure on.
+            self._failures.labels(task=execution.task)
+        self._duration.labels(task=execution.task).observe(result.duration)
+
+    def _on_stall(self, event: StallEvent) -> None:
+        self._stalls.labels(kind=event.kind).inc()
+
+    def render(self) -> bytes:
+        """Return every metric in the Prometheus text format (see :data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+
+class _StatusCollector(Collector):
+    """Gauges read from ``scheduler.status()`` and the loop monitor at scrape time."""
+
+    def __init__(self, metrics: SchedulerMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        # Describing without collecting: registration must not call status() (no loop yet).
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        running, last_success, overdue, lag = self._families()
+        now = time.time()
+        for status in self._metrics._scheduler.status():
+            running.add_metric([status.name], 1.0 if status.state == "running" else 0.0)
+            if status.last_success_at is not None:
+                last_success.add_metric([status.name], status.last_success_at)
+            overdue.add_metric([status.name], overdue_by(status, now))
+        yield running
+        yield last_success
+        yield overdue
+        monitor = self._metrics._monitor
+        if monitor is not None:
+            lag.add_metric([], monitor.current_lag())
+            yield lag
+
+    def _families(
+        self,
+    ) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "tickwork_task_running", "1 while an execution of the task runs.", labels=["task"]
+            ),
+            GaugeMetricFamily(
+                "tickwork_task_last_success_timestamp_seconds",
+                "Epoch seconds of the task's last successful execution.",
+                labels=["task"],
+            ),
+            GaugeMetricFamily(
+                "tickwork_task_overdue_seconds",
+                "Seconds a waiting task is past its due time (0 when not due).",
+                labels=["task"],
+            ),
+            GaugeMetricFamily(
+                "tickwork_event_loop_lag_seconds", "Current event-loop lag in seconds."
+            ),
+        )

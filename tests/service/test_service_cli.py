@@ -1,0 +1,191 @@
+"""The command line: bad input gives one clear line, ``tickwork status`` prints the table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import TICKWORK, StartService
+
+pytestmark = pytest.mark.slow
+
+SETUP_RAISES = """
+def setup(scheduler):
+    raise RuntimeError("database URL is missing")
+"""
+
+IMPORT_FAILS = """
+import not_a_module_anywhere_42
+
+def setup(scheduler):
+    pass
+"""
+
+NOT_CALLABLE = """
+setup = 42
+"""
+
+
+async def _run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWORK_")}
+    full_env.update(env or {})
+    proc = await asyncio.create_subprocess_exec(
+        TICKWORK,
+        *args,
+        cwd=cwd,
+        env=full_env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+BAD_INPUT = {
+    "unknown-module": (["run", "nosuchmodule_xyz:setup"], {}, None, "nosuchmodule_xyz"),
+    "unknown-attribute": (["run", "testapp:nosuch"], {}, SETUP_RAISES, "'nosuch'"),
+    "malformed-target": (["run", "testapp"], {}, SETUP_RAISES, "MODULE:CALLABLE"),
+    "not-callable": (["run", "testapp:setup"], {}, NOT_CALLABLE, "not callable"),
+    "import-error-inside": (["run", "testapp:setup"], {}, IMPORT_FAILS, "not_a_module_anywhere_42"),
+    "setup-raises": (
+        ["run", "testapp:setup", "--port", "0"],
+        {},
+        SETUP_RAISES,
+        "RuntimeError: database URL is missing",
+    ),
+    "bad-port-flag": (["run", "testapp:setup", "--port", "abc"], {}, SETUP_RAISES, "--port"),
+    "port-out-of-range": (["run", "testapp:setup", "--port", "70000"], {}, SETUP_RAISES, "70000"),
+    "bad-port-env": (["run", "testapp:setup"], {"TICKWORK_PORT": "x1"}, SETUP_RAISES, "x1"),
+    "negative-grace": (["run", "testapp:setup", "--grace", "-1"], {}, SETUP_RAISES, "-1"),
+    "nan-grace": (["run", "testapp:setup", "--grace", "nan"], {}, SETUP_RAISES, "nan"),
+    "bad-log-format": (["run", "testapp:setup", "--log-format", "xml"], {}, SETUP_RAISES, "xml"),
+    "bad-log-level-env": (["run", "x:y"], {"TICKWORK_LOG_LEVEL": "loud"}, None, "loud"),
+    "unknown-flag": (["run", "testapp:setup", "--colour"], {}, SETUP_RAISES, "--colour"),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "app", "expected"), BAD_INPUT.values(), ids=BAD_INPUT.keys()
+)
+async def test_bad_input_prints_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], app: str | None, expected: str
+) -> None:
+    """Each kind of bad input exits non-zero with one stderr line naming it, no traceback."""
+    if app is not None:
+        (tmp_path / "testapp.py").write_text(app)
+    code, out, err = await _run(args, tmp_path, env)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tickwork: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in err + out
+
+
+async def test_port_in_use_prints_one_line(tmp_path: Path) -> None:
+    """A port already in use is named in one stderr line and a non-zero exit."""
+    (tmp_path / "testapp.py").write_text(SETUP_RAISES)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = await _run(["run", "testapp:setup", "--port", str(port)], tmp_path)
+    assert code == 1
+    assert (
+        err.strip() == f"tickwork: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
+
+
+async def test_env_var_fallback_and_flag_wins(start_service: StartService) -> None:
+    """Options read TICKWORK_* variables, and a flag overrides its variable."""
+    service = await start_service(
+        "def setup(scheduler):\n    pass\n",
+        "--log-format",
+        "json",
+        env={"TICKWORK_LOG_FORMAT": "text", "TICKWORK_LOG_LEVEL": "DEBUG"},
+    )
+    await service.stop()
+    records = [json.loads(line) for line in service.lines]
+    assert any(r["level"] == "DEBUG" for r in records)
+
+
+STATUS_APP = """
+import asyncio
+
+async def fine():
+    await asyncio.sleep(0)
+
+def broken():
+    raise KeyError("missing row")
+
+def setup(scheduler):
+    scheduler.schedule_task("fine", 0.2, fine)
+    scheduler.schedule_task("broken", 0.2, broken)
+"""
+
+
+async def test_status_command_prints_table(start_service: StartService, tmp_path: Path) -> None:
+    """``tickwork status`` prints a row per task with state, runs, failures and last error."""
+    service = await start_service(STATUS_APP, env={"TICKWORK_TOKEN": "tok"})
+    await service.wait_for_line(r"Serving")
+    url = service.url("")
+    async with asyncio.timeout(15):
+        while True:
+            code, out, err = await _run(
+                ["status", "--url", url], tmp_path, {"TICKWORK_TOKEN": "tok"}
+            )
+            assert code == 0, err
+            if "KeyError" in out:
+                break
+            await asyncio.sleep(0.2)
+    lines = out.splitlines()
+    assert lines[0].startswith("tickwork running, up ")
+    assert lines[1].split()[:4] == ["NAME", "STATE", "RUNS", "FAILURES"]
+    rows = {line.split()[0]: line for line in lines[2:4]}
+    assert set(rows) == {"fine", "broken"}
+    assert "KeyError: 'missing row'" in rows["broken"]
+    code, out, _ = await _run(["status", "--url", url, "--json", "--token", "tok"], tmp_path)
+    assert code == 0
+    assert [t["name"] for t in json.loads(out)["tasks"]] == ["fine", "broken"]
+    code, _, err = await _run(["status", "--url", url], tmp_path)
+    assert code == 1
+    assert err.strip().endswith("answered 401 Unauthorized: pass --token or set TICKWORK_TOKEN")
+    await service.stop()
+
+
+async def test_status_command_unreachable(tmp_path: Path) -> None:
+    """``tickwork status`` against nothing prints one line naming the URL and exits 1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, _, err = await _run(["status", "--url", f"http://127.0.0.1:{port}"], tmp_path)
+    assert code == 1
+    assert err.startswith(f"tickwork: error: cannot reach http://127.0.0.1:{port}/status")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_python_m_tickwork_help() -> None:
+    """``python -m tickwork --help`` runs the same command line."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tickwork", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "MODULE:CALLABLE" in result.stdout
+    assert "--grace" in result.stdout

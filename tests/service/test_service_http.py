@@ -1,0 +1,226 @@
+"""The HTTP app in process: mounting, status fields, history, health, auth (ASGI transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from tickwork import Scheduler
+from tickwork.service import ComponentStatus, create_app, register_component
+from tickwork.testing import wait_for_runs, wait_until
+
+from .conftest import poll
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client talking to it in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def test_mounted_under_prefix_with_parent_lifespan() -> None:
+    """The app works mounted under a prefix of a user's Starlette app, lifespan included."""
+    async with Scheduler() as scheduler:
+        tickwork_app = create_app(scheduler, token="t")
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with tickwork_app.router.lifespan_context(tickwork_app):
+                yield
+
+        parent = Starlette(routes=[Mount("/scheduler", app=tickwork_app)], lifespan=lifespan)
+        scheduler.schedule_task("job", 60, lambda: None)
+        async with serving(parent) as client:
+            runtime = tickwork_app.state.tickwork
+            assert runtime.monitor.running
+            health = await client.get("/scheduler/health")
+            assert health.json() == {"status": "ok"}
+            assert (await client.get("/scheduler/status")).status_code == 401
+            status = await client.get("/scheduler/status", headers={"Authorization": "Bearer t"})
+            assert [t["name"] for t in status.json()["tasks"]] == ["job"]
+        assert not runtime.monitor.running
+
+
+async def test_stuck_and_bounded_error_in_status() -> None:
+    """A timed-out plain function still in its thread shows stuck; long errors are cut."""
+    release = threading.Event()
+
+    def blocked() -> None:
+        release.wait(10)
+
+    async def noisy() -> None:
+        raise RuntimeError("e" * 10_000)
+
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler)
+        scheduler.schedule_task("blocked", 60, blocked, timeout=0.05)
+        scheduler.schedule_task("noisy", 60, noisy)
+        try:
+            async with serving(app) as client:
+
+                async def document() -> dict[str, Any]:
+                    data: dict[str, Any] = (await client.get("/status")).json()
+                    return {t["name"]: t for t in data["tasks"]}
+
+                async def stuck() -> dict[str, Any] | None:
+                    tasks = await document()
+                    return tasks if tasks["blocked"]["stuck"] else None
+
+                tasks: Any = await poll(stuck, timeout=5, every=0.02)
+                assert tasks["blocked"]["state"] == "running"
+                assert tasks["blocked"]["running_for"] > 0.05
+                assert tasks["noisy"]["stuck"] is False
+                assert len(tasks["noisy"]["last_error"]) == 500
+                assert tasks["noisy"]["last_error"].endswith("…")
+        finally:
+            release.set()
+
+
+async def test_history_records_recent_executions_bounded() -> None:
+    """/history keeps the last ``history_size`` executions per task, oldest first."""
+    runs = 0
+
+    async def quick() -> None:
+        nonlocal runs
+        runs += 1
+
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, history_size=5, rate_limit=1000)
+        scheduler.schedule_task("quick", 0, quick)
+        async with serving(app) as client:
+            await wait_until(lambda: runs >= 12, timeout=5)
+            history = (await client.get("/history", params={"task": "quick"})).json()
+        entries = history["quick"]
+        assert len(entries) == 5
+        starts = [e["started_at"] for e in entries]
+        assert starts == sorted(starts)
+        assert all(e["outcome"] == "success" and e["duration"] >= 0 for e in entries)
+        assert all(e["lateness"] >= 0 for e in entries)
+
+
+async def test_health_503_when_shutting_down_or_shut_down() -> None:
+    """/health answers 503 with a reason while shutting down and after the scheduler stopped."""
+    scheduler = Scheduler()
+    app = create_app(scheduler)
+    async with serving(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        app.state.tickwork.state = "shutting_down"
+        response = await client.get("/health")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "reason": "service is shutting_down"}
+        app.state.tickwork.state = "running"
+        await scheduler.shutdown(0)
+        response = await client.get("/health")
+        assert response.json() == {"status": "unavailable", "reason": "scheduler is shut down"}
+
+
+async def test_health_503_when_loop_lags() -> None:
+    """/health answers 503 naming the lag after the event loop was blocked past the threshold."""
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, lag_threshold=0.2)
+        async with serving(app) as client:
+            monitor = app.state.tickwork.monitor
+            await wait_until(lambda: monitor.current_lag() < 0.2, timeout=5)
+            # A block shows as a lag of at least (block - probe interval).
+            threading.Event().wait(0.2 + monitor.interval + 0.2)  # block the loop on purpose
+            response = await client.get("/health")
+            assert response.status_code == 503
+            assert "event loop lag" in response.json()["reason"]
+
+
+async def test_components_in_status() -> None:
+    """Registered components appear under services, including failing and slow checks."""
+
+    async def slow() -> ComponentStatus:
+        await asyncio.sleep(30)
+        return ComponentStatus("ready")
+
+    def broken() -> ComponentStatus:
+        raise ConnectionError("refused")
+
+    async def degraded() -> ComponentStatus:
+        return ComponentStatus("degraded", "slow answers", {"p99": 2.5})
+
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler)
+        register_component(scheduler, "cache", degraded)
+        register_component(scheduler, "db", broken)
+        register_component(scheduler, "tmdb", slow)
+        register_component(scheduler, "odd", lambda: "ready")  # type: ignore[arg-type,return-value]
+        async with serving(app) as client:
+            async with asyncio.timeout(10):
+                services = (await client.get("/status")).json()["services"]
+    assert list(services) == ["cache", "db", "tmdb", "odd"]
+    assert services["cache"] == {
+        "status": "degraded",
+        "reason": "slow answers",
+        "details": {"p99": 2.5},
+    }
+    assert services["db"] == {
+        "status": "error",
+        "reason": "ConnectionError: refused",
+        "details": {},
+    }
+    assert services["tmdb"]["status"] == "error"
+    assert "timed out" in services["tmdb"]["reason"]
+    assert services["odd"]["reason"] == "check returned str, not ComponentStatus"
+
+
+def test_component_status_and_registration_validate() -> None:
+    """Bad component states, reasons and duplicate names raise errors naming the value."""
+    with pytest.raises(ValueError, match="'fine'"):
+        ComponentStatus("fine")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="reason"):
+        ComponentStatus("ready", reason=3)  # type: ignore[arg-type]
+    owner = Scheduler()
+    with pytest.raises(TypeError, match=r"scheduler must be a tickwork\.Scheduler, got 'x'"):
+        register_component("x", "db", lambda: ComponentStatus("ready"))  # type: ignore[arg-type]
+    register_component(owner, "db", lambda: ComponentStatus("ready"))
+    with pytest.raises(ValueError, match="'db' is already registered"):
+        register_component(owner, "db", lambda: ComponentStatus("ready"))
+    with pytest.raises(ValueError, match="non-empty"):
+        register_component(owner, "", lambda: ComponentStatus("ready"))
+    with pytest.raises(TypeError, match="check must be callable"):
+        register_component(owner, "x", None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"token": ""}, "token must be a non-empty"),
+        ({"rate_limit": 0}, "rate_limit must be a finite number > 0, got 0"),
+        ({"rate_limit": float("nan")}, "got nan"),
+        ({"lag_threshold": -1.0}, "lag_threshold"),
+        ({"stuck_after": float("inf")}, "stuck_after"),
+        ({"history_size": 0}, "size must be an int >= 1, got 0"),
+    ],
+)
+async def test_create_app_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    """create_app refuses out-of-range settings with a message naming them."""
+    async with Scheduler() as scheduler:
+        with pytest.raises(ValueError, match=message):
+            create_app(scheduler, **kwargs)
+
+
+async def test_two_apps_have_separate_metric_registries() -> None:
+    """Each app counts in its own registry, so two apps in one process never collide."""
+    async with Scheduler() as first, Scheduler() as second:
+        app_one, app_two = create_app(first), create_app(second)
+        first.schedule_task("only_in_first", 60, lambda: None)
+        async with serving(app_one) as one, serving(app_two) as two:
+            await wait_for_runs(first, "only_in_first", 1, timeout=5)
+            assert 'task="only_in_first"' in (await one.get("/metrics")).text
+            assert "only_in_first" not in (await two.get("/metrics")).text
