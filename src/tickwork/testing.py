@@ -3,20 +3,21 @@
 Virtual time: :class:`VirtualTimeLoop` is an asyncio event loop whose clock jumps straight to the
 next timer whenever every task is idle, so "interval 30 s, three runs" takes no real time and
 the times it records are exact. Its wall clock (used for the ``*_at`` fields of status) moves with
-it. Run a coroutine on it with :func:`run`, or give pytest-asyncio the policy::
+it. Run a coroutine on it with :func:`run`, or have pytest-asyncio (>= 1.3) run your async tests
+on it from a ``conftest.py``::
 
-    import pytest
-    from tickwork.testing import VirtualTimePolicy
+    from tickwork.testing import VirtualTimeLoop
 
-    @pytest.fixture
-    def event_loop_policy():
-        return VirtualTimePolicy()
+    def pytest_asyncio_loop_factories(config, item):
+        return {"virtual": VirtualTimeLoop}
 
     async def test_refresh_runs_every_30_seconds():
         async with Scheduler() as scheduler:
             scheduler.schedule_task("refresh", 30, refresh)
             await wait_for_runs(scheduler, "refresh", 3)
-            assert asyncio.get_running_loop().time() == pytest.approx(60)
+            assert asyncio.get_running_loop().time() == 60
+
+(older pytest-asyncio: return ``VirtualTimePolicy()`` from an ``event_loop_policy`` fixture).
 
 What is *not* virtual: I/O and threads. The loop never jumps while tickwork's worker threads are
 running a plain-function task (it waits for them in real time), but it cannot see other threads
@@ -171,7 +172,7 @@ async def wait_until(
 
 
 async def wait_for_runs(
-    scheduler: Scheduler, name: str, runs: int, *, timeout: float = 3600.0
+    scheduler: Scheduler, name: str, runs: int, *, timeout: float = 86_400.0
 ) -> None:
     """Wait until task ``name`` has finished at least ``runs`` executions.
 
