@@ -2,6 +2,10 @@
 
 Endpoints (all ``GET``):
 
+- ``/`` (and ``/static/...``): the live status page, a data-free shell that reads ``/status`` and
+  ``/history`` with the token the operator gives it (see :mod:`tickwork.service._page`). It is
+  served without the token (a browser navigation cannot send a bearer header), under a strict
+  Content-Security-Policy.
 - ``/health`` (never needs the token): 200 ``{"status": "ok"}`` while the service is running
   and the event loop responsive; 503 ``{"status": "unavailable", "reason": ...}`` while
   starting or shutting down, or while the loop lag is above ``lag_threshold`` (1 s).
@@ -49,6 +53,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
 from tickwork.service._runtime import ServiceRuntime
 from tickwork.service.metrics import CONTENT_TYPE
@@ -113,6 +118,7 @@ def create_app(
         history_size=history_size,
     )
     expected = None if token is None else token.encode()
+    page = StatusPage()
 
     def guard(endpoint: _Endpoint, *, route: str, protected: bool) -> _Endpoint:
         async def guarded(request: Request) -> Response:
@@ -157,6 +163,12 @@ def create_app(
             return JSONResponse({"error": f"unknown task {task!r}"}, status_code=404)
         return JSONResponse(document, headers=_NO_STORE)
 
+    def page_file(path: str) -> _Endpoint:
+        async def serve(request: Request) -> Response:
+            return page.response(request, path)
+
+        return serve
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime.monitor.start()
@@ -170,6 +182,10 @@ def create_app(
         Route("/status", guard(status, route="status", protected=True), methods=["GET"]),
         Route("/metrics", guard(metrics, route="metrics", protected=True), methods=["GET"]),
         Route("/history", guard(history, route="history", protected=True), methods=["GET"]),
+    ]
+    routes += [
+        Route(path, guard(page_file(path), route="page", protected=False), methods=["GET"])
+        for path in PAGE_ROUTES
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.tickwork = runtime
