@@ -45,6 +45,11 @@ class Settings:
             `http(s)://` or `udp://`).
         disable_background_tasks: Start with no scheduled tasks (`DISABLE_BACKGROUND_TASKS`).
         http_timeout: Seconds for one provider request (`MIAUFLIX_HTTP_TIMEOUT`, default 10).
+        simulator_faults: Fault knobs of the in-process simulator, read in demo mode only
+            (`MIAUFLIX_SIMULATOR_FAULTS`, e.g. `error_rate=0.3,hang_rate=0.02`): pairs of a
+            `miauflix.simulator.Faults` field (`latency`, `error_rate`, `rate_limit_rate`,
+            `retry_after`, `hang_rate`, `html_rate`, `truncate_rate`, `wrong_hash_rate`,
+            `udp_drop_rate`) and a number. Empty: a well-behaved simulator.
     """
 
     data_dir: Path = Path("data")
@@ -56,6 +61,7 @@ class Settings:
     trackers: tuple[str, ...] = ()
     disable_background_tasks: bool = False
     http_timeout: float = 10.0
+    simulator_faults: tuple[tuple[str, float], ...] = ()
 
     @property
     def demo_mode(self) -> bool:
@@ -87,6 +93,7 @@ class Settings:
             trackers=_trackers(env.get("TRACKERS", "")),
             disable_background_tasks=_bool(env, "DISABLE_BACKGROUND_TASKS"),
             http_timeout=_positive_float(env, "MIAUFLIX_HTTP_TIMEOUT", 10.0),
+            simulator_faults=_faults(env.get("MIAUFLIX_SIMULATOR_FAULTS", "")),
         )
 
 
@@ -124,6 +131,47 @@ def _trackers(value: str) -> tuple[str, ...]:
                 f"TRACKERS entries must be http://, https:// or udp:// URLs, got {tracker!r}"
             )
     return trackers
+
+
+# The numeric fields of `miauflix.simulator.Faults` (not imported: settings stay dependency-free).
+_FAULT_KNOBS = frozenset(
+    {
+        "latency",
+        "error_rate",
+        "rate_limit_rate",
+        "retry_after",
+        "hang_rate",
+        "html_rate",
+        "truncate_rate",
+        "wrong_hash_rate",
+        "udp_drop_rate",
+    }
+)
+
+
+def _faults(value: str) -> tuple[tuple[str, float], ...]:
+    knobs: dict[str, float] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        name, sep, raw = (piece.strip() for piece in part.partition("="))
+        if not sep or name not in _FAULT_KNOBS:
+            raise SettingsError(
+                "MIAUFLIX_SIMULATOR_FAULTS entries must be NAME=NUMBER with NAME one of "
+                f"{', '.join(sorted(_FAULT_KNOBS))}, got {part.strip()!r}"
+            )
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError(
+                f"MIAUFLIX_SIMULATOR_FAULTS: {name} must be a number, got {raw!r}"
+            ) from None
+        if not math.isfinite(number) or number < 0:
+            raise SettingsError(
+                f"MIAUFLIX_SIMULATOR_FAULTS: {name} must be a finite number >= 0, got {raw!r}"
+            )
+        knobs[name] = number
+    return tuple(knobs.items())
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

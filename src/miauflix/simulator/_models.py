@@ -232,7 +232,9 @@ class Season:
         rng = random.Random(self._seed)
         return [
             Episode(
-                id=self.id * 100 + number,
+                # TMDB ids fit in 32 bits (the catalogue stores them in INTEGER columns);
+                # seasons have at most 22 episodes, so `* 32` keeps them unique and small.
+                id=self.id * 32 + number,
                 episode_number=number,
                 season_number=self.season_number,
                 name=f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}",

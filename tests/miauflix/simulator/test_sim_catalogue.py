@@ -146,3 +146,11 @@ def test_seed_must_be_an_integer() -> None:
     """A non-integer seed is refused with its value in the message."""
     with pytest.raises(ValueError, match="seed must be an integer, got '42'"):
         Catalogue(seed="42", movies=1, shows=0)  # type: ignore[arg-type]
+
+
+def test_episode_ids_are_unique_and_fit_in_32_bits() -> None:
+    """Every episode id is distinct and below 2**31, like TMDB's (stored in INTEGER columns)."""
+    catalogue = Catalogue(seed=11, movies=1, shows=40)
+    ids = [e.id for show in catalogue.shows for season in show.seasons for e in season.episodes()]
+    assert len(set(ids)) == len(ids)
+    assert max(ids) < 2**31

@@ -1,0 +1,242 @@
+"""`setup(scheduler)`: the Miauflix service, the target of `tickwork run miauflix.app:setup`.
+
+At startup it reads the settings, starts the provider simulator when no TMDB token is set
+(demo mode), opens and migrates the database, builds the provider clients and the services,
+registers the seed's seven tasks with `bind` (its "Scheduled Tasks" and "Task Registration"
+sections) and the `/status` components, and returns a `MiauflixApp` whose `aclose()` releases
+everything at shutdown::
+
+    tickwork run miauflix.app:setup          # or: make run
+
+=======================  ========  =========================================================
+task                     interval  one execution
+=======================  ========  =========================================================
+refreshLists             3600 s    rebuild the three TMDB lists
+syncMovies               5400 s    walk TMDB's movie changes from the checkpoint, day by day
+syncIncompleteSeasons    1 s       sync one season's episodes
+movieSourceSearch        0.1 s     search the directories for one movie's sources
+dataFileSearch           0.2 s     download a few sources' `.torrent` files
+updateSourcesStats       2 s       scrape seeders/leechers of up to 5 sources
+resyncMovieSources       5 s       fill one movie's missing source upload dates and types
+=======================  ========  =========================================================
+
+Components under `/status` -> `services`: `catalog` (row counts in `details`), and the
+providers `tmdb`, `yts`, `torrent_files`, `trackers`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from miauflix.db import Database, catalog_counts, open_database
+from miauflix.providers import Providers, build_providers
+from miauflix.services import ListSynchronizer, MediaService, SourceService
+from miauflix.settings import Settings
+from miauflix.simulator import Faults, Simulator
+from tickwork import Scheduler, bind
+from tickwork.service import ComponentStatus, register_component
+
+__all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
+
+logger = logging.getLogger("miauflix.app")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefinition:
+    """One of the seed's scheduled tasks.
+
+    Attributes:
+        name: The task name (the seed's).
+        interval: Seconds between the end of one execution and the start of the next.
+        service: Attribute of `MiauflixApp` holding the service (`"lists"`, ...).
+        method: The service method called.
+        timeout: Seconds one execution may run (raised to `timeout_per_request` times the
+            provider timeout when that is longer).
+        timeout_per_request: Provider timeouts one execution may need in the worst case.
+        max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
+    """
+
+    name: str
+    interval: float
+    service: str
+    method: str
+    timeout: float
+    timeout_per_request: float
+    max_backoff: float | None = None
+
+
+TASKS: tuple[TaskDefinition, ...] = (
+    TaskDefinition("refreshLists", 3600, "lists", "synchronize", 600, 60),
+    TaskDefinition("syncMovies", 5400, "media", "sync_movies", 1800, 120),
+    TaskDefinition("syncIncompleteSeasons", 1, "media", "sync_incomplete_seasons", 30, 3, 60),
+    TaskDefinition("movieSourceSearch", 0.1, "sources", "search_sources_for_movies", 30, 3, 60),
+    TaskDefinition("dataFileSearch", 0.2, "sources", "search_torrent_files_for_sources", 60, 5, 60),
+    TaskDefinition("updateSourcesStats", 2, "sources", "sync_stats_for_sources", 30, 3, 60),
+    TaskDefinition("resyncMovieSources", 5, "sources", "resync_movie_sources", 30, 3, 60),
+)
+"""The seed's seven tasks, in its order, with their intervals (seconds)."""
+
+
+@dataclass(slots=True)
+class MiauflixApp:
+    """What `setup` built; `aclose()` (or `async with`) releases it.
+
+    Attributes:
+        settings: The settings in effect (in demo mode: pointing at the simulator).
+        database: The open, migrated catalogue.
+        providers: The provider clients.
+        simulator: The in-process simulator in demo mode, else None.
+        lists: The `refreshLists` service.
+        media: The `syncMovies` and `syncIncompleteSeasons` service.
+        sources: The source search, file, stats and resync service.
+        tasks: The names of the tasks registered (empty with `DISABLE_BACKGROUND_TASKS`).
+    """
+
+    settings: Settings
+    database: Database
+    providers: Providers
+    simulator: Simulator | None
+    lists: ListSynchronizer
+    media: MediaService
+    sources: SourceService
+    tasks: tuple[str, ...] = ()
+
+    async def aclose(self) -> None:
+        """Close the provider clients, then the simulator, then the database.
+
+        Each is closed even when an earlier one fails; the first error is raised at the end.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.database.aclose)
+            if self.simulator is not None:
+                stack.push_async_callback(self.simulator.aclose)
+            stack.push_async_callback(self.providers.aclose)
+        logger.info("miauflix released its providers and database")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _faults(settings: Settings) -> Faults:
+    knobs: dict[str, float | int] = dict(settings.simulator_faults)
+    if "retry_after" in knobs:
+        knobs["retry_after"] = int(knobs["retry_after"])
+    return Faults(**knobs)  # type: ignore[arg-type]
+
+
+async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> MiauflixApp:
+    """Build the Miauflix service on `scheduler` and register its tasks and components.
+
+    Args:
+        scheduler: The running scheduler (`tickwork run` passes it).
+        settings: The configuration; default `Settings.from_env()`.
+
+    Returns:
+        The application; `tickwork run` calls its `aclose()` at shutdown.
+
+    Raises:
+        miauflix.settings.SettingsError: An environment variable holds an unusable value.
+        ValueError: A simulator fault knob is out of range.
+    """
+    if settings is None:
+        settings = Settings.from_env()
+    httpx_logger = logging.getLogger("httpx")
+    if httpx_logger.level == logging.NOTSET:
+        # httpx logs every request at INFO: ten lines a second from the 0.1 s task alone.
+        httpx_logger.setLevel(logging.WARNING)
+    async with contextlib.AsyncExitStack() as stack:
+        simulator: Simulator | None = None
+        if settings.demo_mode:
+            simulator = Simulator(faults=_faults(settings))
+            await simulator.start()
+            stack.push_async_callback(simulator.aclose)
+            logger.info(
+                "demo mode: simulated providers at %s and %s (set TMDB_API_TOKEN to use the "
+                "real providers)",
+                simulator.base_url,
+                simulator.udp_tracker_url,
+            )
+            if settings.simulator_faults:
+                logger.info(
+                    "demo mode: simulator faults %s",
+                    ", ".join(f"{k}={v:g}" for k, v in settings.simulator_faults),
+                )
+            settings = dataclasses.replace(
+                settings,
+                tmdb_api_url=simulator.tmdb_url,
+                tmdb_api_token=simulator.tmdb_token,
+                yts_api_url=simulator.yts_url,
+                torrent_cache_url=simulator.torrent_cache_url,
+                trackers=settings.trackers
+                or (simulator.http_tracker_url, simulator.udp_tracker_url),
+            )
+        database = await open_database(settings.resolved_database_url)
+        stack.push_async_callback(database.aclose)
+        await database.migrate()
+        providers = build_providers(settings)
+        stack.push_async_callback(providers.aclose)
+        rng = random.Random()
+        app = MiauflixApp(
+            settings=settings,
+            database=database,
+            providers=providers,
+            simulator=simulator,
+            lists=ListSynchronizer(database, providers.tmdb),
+            media=MediaService(database, providers.tmdb, rng=rng),
+            sources=SourceService(
+                database,
+                directories=providers.directories,
+                torrent_files=providers.torrent_files,
+                trackers=providers.trackers,
+                rng=rng,
+            ),
+        )
+        _register_components(scheduler, app)
+        if settings.disable_background_tasks:
+            logger.info("DISABLE_BACKGROUND_TASKS is set: no background task is scheduled")
+        else:
+            app.tasks = _register_tasks(scheduler, app)
+        stack.pop_all()
+    return app
+
+
+def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:
+    for task in TASKS:
+        scheduler.schedule_task(
+            task.name,
+            task.interval,
+            bind(getattr(app, task.service), task.method),
+            timeout=max(task.timeout, task.timeout_per_request * app.settings.http_timeout),
+            max_backoff=task.max_backoff,
+        )
+    return tuple(task.name for task in TASKS)
+
+
+def _register_components(scheduler: Scheduler, app: MiauflixApp) -> None:
+    async def catalog() -> ComponentStatus:
+        async with app.database.session() as session:
+            counts = await catalog_counts(session)
+        return ComponentStatus("ready", None, counts.to_dict())
+
+    register_component(scheduler, "catalog", catalog)
+    for name in ("tmdb", "yts", "torrent_files", "trackers"):
+
+        def check(name: str = name) -> ComponentStatus:
+            status = app.providers.statuses()[name]
+            return ComponentStatus(status.status, status.reason, status.details)
+
+        register_component(scheduler, name, check)

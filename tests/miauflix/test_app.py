@@ -1,0 +1,165 @@
+"""`miauflix.app.setup`: demo mode, the seven tasks, the /status components, release."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from miauflix.app import TASKS, setup
+from miauflix.settings import Settings, SettingsError
+from miauflix.simulator import Simulator
+from tickwork import Scheduler
+from tickwork.service import create_app
+
+SEED_TASKS = [
+    ("refreshLists", 3600.0),
+    ("syncMovies", 5400.0),
+    ("syncIncompleteSeasons", 1.0),
+    ("movieSourceSearch", 0.1),
+    ("dataFileSearch", 0.2),
+    ("updateSourcesStats", 2.0),
+    ("resyncMovieSources", 5.0),
+]
+
+
+async def _services(scheduler: Scheduler) -> dict[str, dict[str, object]]:
+    """The `services` section of the service's /status document."""
+    transport = httpx.ASGITransport(app=create_app(scheduler))
+    async with httpx.AsyncClient(transport=transport, base_url="http://miauflix") as client:
+        response = await client.get("/status")
+    assert response.status_code == 200
+    services: dict[str, dict[str, object]] = response.json()["services"]
+    return services
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"MIAUFLIX_DATA_DIR": str(tmp_path / "data"), **env})
+
+
+async def test_demo_mode_starts_the_simulator_and_says_so_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a TMDB token the simulator serves every provider, logged before the database."""
+    settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="true")
+    with caplog.at_level(logging.INFO):
+        async with Scheduler() as scheduler:
+            app = await setup(scheduler, settings=settings)
+            try:
+                assert app.simulator is not None
+                sim = app.simulator
+                assert app.settings.tmdb_api_url == sim.tmdb_url
+                assert app.settings.tmdb_api_token == sim.tmdb_token
+                assert app.settings.trackers == (sim.http_tracker_url, sim.udp_tracker_url)
+                assert await app.providers.tmdb.movie_genres()
+            finally:
+                await app.aclose()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("miauflix")]
+    demo = next(i for i, m in enumerate(messages) if m.startswith("demo mode: simulated"))
+    schema = next(i for i, m in enumerate(messages) if "upgrading the database schema" in m)
+    assert demo < schema
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = sim.base_url
+
+
+async def test_disable_background_tasks_registers_no_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`DISABLE_BACKGROUND_TASKS=true` schedules nothing and logs it; components still show."""
+    settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="true")
+    with caplog.at_level(logging.INFO, logger="miauflix.app"):
+        async with Scheduler() as scheduler, await setup(scheduler, settings=settings) as app:
+            assert scheduler.list_tasks() == []
+            assert app.tasks == ()
+            services = await _services(scheduler)
+    assert "DISABLE_BACKGROUND_TASKS" in caplog.text
+    assert list(services) == ["catalog", "tmdb", "yts", "torrent_files", "trackers"]
+    assert services["catalog"]["status"] == "ready"
+    assert services["catalog"]["details"] == {
+        "lists": 0,
+        "movies": 0,
+        "shows": 0,
+        "seasons": 0,
+        "synced_seasons": 0,
+        "sources": 0,
+        "sources_with_file": 0,
+        "sources_with_stats": 0,
+    }
+    assert all(services[name]["status"] == "ready" for name in ("tmdb", "yts", "torrent_files"))
+
+
+async def test_setup_registers_the_seed_tasks_with_their_intervals(tmp_path: Path) -> None:
+    """The seven tasks of the seed, in its order and with its intervals, each with a timeout."""
+    async with Scheduler() as scheduler:
+        app = await setup(scheduler, settings=_settings(tmp_path, MIAUFLIX_HTTP_TIMEOUT="20"))
+        try:
+            statuses = scheduler.status()
+            assert [(s.name, s.interval) for s in statuses] == SEED_TASKS
+            assert app.tasks == tuple(name for name, _ in SEED_TASKS)
+            timeouts = {s.name: s.timeout for s in statuses}
+            assert timeouts["movieSourceSearch"] == 60.0  # 3 requests of 20 s
+            assert timeouts["refreshLists"] == 1200.0
+            assert all(t is not None and t > 0 for t in timeouts.values())
+        finally:
+            await scheduler.shutdown(grace=2)
+            await app.aclose()
+    assert [task.name for task in TASKS] == [name for name, _ in SEED_TASKS]
+
+
+async def test_configured_providers_are_used_without_a_simulator(tmp_path: Path) -> None:
+    """With a token and URLs set, no simulator starts and the clients use those URLs."""
+    async with Simulator(seed=3, movies=5, shows=1) as sim:
+        settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="1", **sim.environment())
+        async with Scheduler() as scheduler, await setup(scheduler, settings=settings) as app:
+            assert app.simulator is None
+            assert app.settings.tmdb_api_url == sim.tmdb_url
+            assert len(await app.providers.yts.search(_imdb_with_sources(sim))) > 0
+
+
+def _imdb_with_sources(sim: Simulator) -> str:
+    movie = next(m for m in sim.catalogue.movies if m.imdb_id and m.sources)
+    assert movie.imdb_id is not None
+    return movie.imdb_id
+
+
+async def test_demo_simulator_faults_come_from_the_environment(tmp_path: Path) -> None:
+    """`MIAUFLIX_SIMULATOR_FAULTS` sets the in-process simulator's fault knobs."""
+    settings = _settings(
+        tmp_path,
+        DISABLE_BACKGROUND_TASKS="true",
+        MIAUFLIX_SIMULATOR_FAULTS="error_rate=0.3, hang_rate=0.02,retry_after=4",
+    )
+    async with Scheduler() as scheduler, await setup(scheduler, settings=settings) as app:
+        assert app.simulator is not None
+        assert app.simulator.faults.error_rate == 0.3
+        assert app.simulator.faults.hang_rate == 0.02
+        assert app.simulator.faults.retry_after == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("error_rate", "must be NAME=NUMBER"),
+        ("speed=2", "got 'speed=2'"),
+        ("error_rate=lots", "error_rate must be a number, got 'lots'"),
+        ("latency=-1", "latency must be a finite number >= 0, got '-1'"),
+    ],
+)
+def test_bad_simulator_faults_name_the_value(value: str, message: str) -> None:
+    """A malformed `MIAUFLIX_SIMULATOR_FAULTS` raises `SettingsError` showing what was wrong."""
+    with pytest.raises(SettingsError, match="MIAUFLIX_SIMULATOR_FAULTS") as error:
+        Settings.from_env({"MIAUFLIX_SIMULATOR_FAULTS": value})
+    assert message in str(error.value)
+
+
+async def test_an_out_of_range_fault_fails_setup_and_releases_nothing_half_open(
+    tmp_path: Path,
+) -> None:
+    """A rate above 1 fails setup with the knob's name, before anything is left running."""
+    settings = _settings(tmp_path, MIAUFLIX_SIMULATOR_FAULTS="error_rate=2")
+    async with Scheduler() as scheduler:
+        with pytest.raises(ValueError, match=r"error_rate must be a number in \[0, 1\], got 2"):
+            await setup(scheduler, settings=settings)
+        assert scheduler.list_tasks() == []

@@ -1,0 +1,296 @@
+"""End to end: `tickwork run miauflix.app:setup` in demo mode, as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TICKWORK = str(Path(sys.executable).parent / "tickwork")
+SERVING = re.compile(r"Serving miauflix\.app:setup on http://127\.0\.0\.1:(\d+)")
+SEED_TASKS = [
+    ("refreshLists", 3600.0),
+    ("syncMovies", 5400.0),
+    ("syncIncompleteSeasons", 1.0),
+    ("movieSourceSearch", 0.1),
+    ("dataFileSearch", 0.2),
+    ("updateSourcesStats", 2.0),
+    ("resyncMovieSources", 5.0),
+]
+FREQUENT = ("syncIncompleteSeasons", "movieSourceSearch", "dataFileSearch", "updateSourcesStats")
+BUILT = ("lists", "sources", "sources_with_file", "sources_with_stats")
+GRACE = 5.0
+# Variables of the developer's shell that would change what the service does.
+_OWN_VARIABLES = (
+    "TICKWORK_",
+    "MIAUFLIX_",
+    "DATABASE_URL",
+    "TMDB_",
+    "YTS_",
+    "TORRENT_CACHE_URL",
+    "TRACKERS",
+    "DISABLE_BACKGROUND_TASKS",
+)
+
+
+class Service:
+    """A `tickwork run miauflix.app:setup` process whose stderr lines are collected."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.port = 0
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def output(self) -> str:
+        """Every stderr line so far."""
+        return "\n".join(self.lines)
+
+    async def wait_started(self, timeout: float = 20.0) -> None:
+        """Wait for the "Serving ... on http://127.0.0.1:PORT" line and keep the port."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for line in self.lines:
+                        if match := SERVING.search(line):
+                            self.port = int(match.group(1))
+                            return
+                    if self._reader.done():
+                        pytest.fail(f"the service ended while starting:\n{self.output}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            pytest.fail(f"the service did not start within {timeout} s:\n{self.output}")
+
+    async def status(self, client: httpx.AsyncClient) -> dict[str, Any]:
+        """GET /status."""
+        response = await client.get(f"http://127.0.0.1:{self.port}/status")
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    async def stop(self) -> tuple[int, float]:
+        """SIGTERM; return (exit code, seconds until it exited)."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(GRACE + 10):
+                code = await self.proc.wait()
+                await self._reader
+        except TimeoutError:
+            pytest.fail(f"the service did not exit after SIGTERM:\n{self.output}")
+        return code, time.monotonic() - started
+
+
+StartService = Callable[..., Awaitable[Service]]
+
+
+@pytest.fixture
+async def start_service(tmp_path: Path) -> AsyncIterator[StartService]:
+    """Start the service in demo mode with its data in `tmp_path/data`, on a free port."""
+    started: list[Service] = []
+
+    async def start(**env: str) -> Service:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES)}
+        full_env.update({"MIAUFLIX_DATA_DIR": str(tmp_path / "data"), **env})
+        proc = await asyncio.create_subprocess_exec(
+            TICKWORK,
+            "run",
+            "miauflix.app:setup",
+            "--port",
+            "0",
+            "--grace",
+            str(GRACE),
+            cwd=tmp_path,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        service = Service(proc)
+        started.append(service)
+        await service.wait_started()
+        return service
+
+    yield start
+    for service in started:
+        if service.proc.returncode is None:
+            service.proc.kill()
+            await service.proc.wait()
+
+
+async def _wait_until_built(
+    service: Service, client: httpx.AsyncClient, timeout: float
+) -> dict[str, Any]:
+    """Poll /status until every count of `BUILT` is above zero; return that document."""
+    document: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                document = await service.status(client)
+                counts = document["services"]["catalog"]["details"]
+                if all(counts.get(name, 0) > 0 for name in BUILT):
+                    return document
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        pytest.fail(f"not built within {timeout} s: {document.get('services')}\n{service.output}")
+
+
+async def _wait_for_runs(
+    service: Service, client: httpx.AsyncClient, before: dict[str, int], timeout: float
+) -> dict[str, Any]:
+    """Poll /status until each frequent task ran at least twice more than in `before`."""
+    document: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                document = await service.status(client)
+                runs = {t["name"]: t["runs"] for t in document["tasks"]}
+                if all(runs[name] >= before[name] + 2 for name in FREQUENT):
+                    return document
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        pytest.fail(f"tasks lost their cadence: {before} -> {document.get('tasks')}")
+
+
+def _runs(document: dict[str, Any]) -> dict[str, int]:
+    return {task["name"]: task["runs"] for task in document["tasks"]}
+
+
+def _check_database(path: Path) -> dict[str, Any]:
+    """Integrity check and no half-written rows; return row counts and the checkpoint."""
+    connection = sqlite3.connect(path)
+    try:
+        query = connection.execute
+        assert query("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert query("PRAGMA foreign_key_check").fetchall() == []
+        # A file flag without its bytes, or bytes without the flag, is a half-written source.
+        assert query(
+            "SELECT count(*) FROM movie_source s LEFT JOIN movie_source_file f"
+            " ON f.source_id = s.id WHERE s.has_file != (f.source_id IS NOT NULL)"
+        ).fetchone() == (0,)
+        assert query(
+            "SELECT count(*) FROM movie_source WHERE last_stats_check IS NOT NULL"
+            " AND (seeders IS NULL OR leechers IS NULL OR next_stats_check_at IS NULL)"
+        ).fetchone() == (0,)
+        # A synced season has all its episodes; a list is never left empty.
+        assert query(
+            "SELECT count(*) FROM season s WHERE s.synced AND s.episode_count !="
+            " (SELECT count(*) FROM episode e WHERE e.season_id = s.id)"
+        ).fetchone() == (0,)
+        assert query(
+            "SELECT count(*) FROM media_list l WHERE NOT EXISTS"
+            " (SELECT 1 FROM media_list_movie m WHERE m.list_id = l.id) AND NOT EXISTS"
+            " (SELECT 1 FROM media_list_show s WHERE s.list_id = l.id)"
+        ).fetchone() == (0,)
+        counts = {
+            table: query(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("movie", "tv_show", "season", "episode", "movie_source", "media_list")
+        }
+        counts["distinct_movies"] = query("SELECT count(DISTINCT tmdb_id) FROM movie").fetchone()[0]
+        counts["files"] = query("SELECT count(*) FROM movie_source_file").fetchone()[0]
+        counts["checkpoint"] = query(
+            "SELECT last_sync_at FROM sync_state WHERE name = 'movie_changes'"
+        ).fetchone()
+        return counts
+    finally:
+        connection.close()
+
+
+@pytest.mark.timeout(150)
+async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """Demo mode fills lists, sources, files and stats; SIGTERM exits 0; a restart resumes."""
+    database = tmp_path / "data" / "miauflix.sqlite3"
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        service = await start_service()
+        demo = next(i for i, line in enumerate(service.lines) if "demo mode: simulated" in line)
+        assert demo < next(i for i, line in enumerate(service.lines) if SERVING.search(line))
+
+        built = await _wait_until_built(service, client, timeout=60)
+        assert [(t["name"], t["interval"]) for t in built["tasks"]] == SEED_TASKS
+        later = await _wait_for_runs(service, client, _runs(built), timeout=15)
+        for task in later["tasks"]:
+            assert task["timeout"] is not None
+            assert not task["stuck"], task
+            assert task["failures"] == 0, task
+        assert _runs(later)["refreshLists"] == _runs(later)["syncMovies"] == 1
+        assert {later["services"][n]["status"] for n in ("tmdb", "yts", "torrent_files")} == {
+            "ready"
+        }
+
+        code, took = await service.stop()
+        assert code == 0, service.output
+        assert took <= GRACE + 1.5
+        first = _check_database(database)
+        assert first["movie"] == first["distinct_movies"] <= 300
+        assert first["files"] > 0
+        assert first["checkpoint"] is not None
+
+        again = await start_service()
+        resumed = await _wait_until_built(again, client, timeout=30)
+        await _wait_for_runs(again, client, _runs(resumed), timeout=15)
+        code, _ = await again.stop()
+        assert code == 0, again.output
+
+    second = _check_database(database)
+    assert second["checkpoint"] == first["checkpoint"]  # synced under an hour ago: skipped
+    assert "movie changes synced for" in service.output
+    assert "movie changes synced for" not in again.output
+    assert second["movie"] == second["distinct_movies"] == first["movie"]
+    assert second["tv_show"] == first["tv_show"]
+    assert second["season"] == first["season"]
+    assert second["media_list"] == first["media_list"] == 3
+    assert second["movie_source"] >= first["movie_source"]
+    assert second["files"] >= first["files"]
+
+
+@pytest.mark.timeout(150)
+async def test_demo_service_keeps_its_cadence_with_a_faulty_simulator(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """With 30 % errors and some hangs every task keeps running and nothing is corrupted."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        service = await start_service(
+            MIAUFLIX_SIMULATOR_FAULTS="error_rate=0.3,hang_rate=0.02",
+            MIAUFLIX_HTTP_TIMEOUT="1",
+        )
+        built = await _wait_until_built(service, client, timeout=80)
+        before = _runs(built)
+        later = await _wait_for_runs(service, client, before, timeout=20)
+        for task in later["tasks"]:
+            assert not task["stuck"], task
+            # Provider errors are handled per item: none reaches the scheduler as a failure.
+            assert task["failures"] == 0, task
+        assert later["state"] == "running"
+        health = await client.get(f"http://127.0.0.1:{service.port}/health")
+        assert health.status_code == 200
+        providers = later["services"]
+        assert providers["yts"]["details"]["failures"] > 0  # the faults were really there
+        code, took = await service.stop()
+        assert code == 0, service.output
+        assert took <= GRACE + 1.5
+    assert "Traceback" not in service.output
+    _check_database(tmp_path / "data" / "miauflix.sqlite3")
