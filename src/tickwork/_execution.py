@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import types
 from typing import TYPE_CHECKING, Any, Literal
 
 from tickwork import _clock
@@ -34,10 +35,9 @@ from tickwork._status import TaskStatus
 from tickwork._threads import pool
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator
 
     from tickwork._scheduler import Scheduler
-    from tickwork._spec import TaskSpec
 
 __all__ = ["SUMMARY_EVERY", "TaskRunner"]
 
@@ -51,6 +51,12 @@ SUMMARY_EVERY = 60.0
 _BACKOFF_BASE_FOR_ZERO = 1.0
 
 _State = Literal["scheduled", "running"]
+
+
+@types.coroutine
+def _yield() -> Generator[None, None, None]:
+    """One bare pass through the event loop (what ``asyncio.sleep(0)`` does, minus its checks)."""
+    yield
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -88,23 +94,32 @@ class TaskRunner:
         "last_success",
         "name",
         "runs",
-        "started",
         "state",
         "task",
     )
 
     def __init__(
-        self, scheduler: Scheduler, spec: TaskSpec, loop: asyncio.AbstractEventLoop
+        self,
+        scheduler: Scheduler,
+        loop: asyncio.AbstractEventLoop,
+        name: str,
+        interval: float,
+        fn: Callable[[], Any],
+        is_async: bool,
+        timeout: float | None,
+        jitter: float,
+        max_backoff: float | None,
+        run_immediately: bool,
     ) -> None:
         self._scheduler = scheduler
         self._loop = loop
-        self._fn: Callable[[], Any] = spec.task
-        self._is_async = spec.is_async
-        self._timeout = spec.timeout
-        self._jitter = spec.jitter
-        self._max_backoff = spec.max_backoff
-        self.name = spec.name
-        self.interval = spec.interval
+        self._fn = fn
+        self._is_async = is_async
+        self._timeout = timeout
+        self._jitter = jitter
+        self._max_backoff = max_backoff
+        self.name = name
+        self.interval = interval
         self.state: _State = "scheduled"
         self.cancelled = False
         self.runs = 0
@@ -115,7 +130,6 @@ class TaskRunner:
         self.last_success: float | None = None
         self.last_duration: float | None = None
         self.last_error: str | None = None
-        self.started: float | None = None
         self.deadline = loop.time()
         self.task: asyncio.Task[None] | None = None
         self._timer: asyncio.Handle | None = None
@@ -125,7 +139,7 @@ class TaskRunner:
         self._error_text: str | None = None
         self._suppressed = 0
         self._suppressed_since = 0.0
-        if spec.run_immediately:
+        if run_immediately:
             self._timer = loop.call_soon(self._spawn)
         else:
             self.deadline += self._wait()
@@ -150,7 +164,7 @@ class TaskRunner:
     def snapshot(self, now: float, offset: float, timeout: float | None) -> TaskStatus:
         """A frozen status at loop time ``now``; ``offset`` converts loop times to epoch."""
         running = self.state == "running"
-        started = self.started
+        started = self.last_started
         return TaskStatus(
             name=self.name,
             interval=self.interval,
@@ -181,36 +195,72 @@ class TaskRunner:
         self.task = self._scheduler._own(self._loop.create_task(self._main()), self)
 
     async def _main(self) -> None:
+        # Locals, not attributes, on the path every execution takes: at interval 0 the
+        # bookkeeping must cost next to nothing beside the body (see benchmarks/core.py).
         loop = self._loop
+        time = loop.time
+        scheduler = self._scheduler
+        fn = self._fn
+        simple = self._is_async and self._timeout is None
+        jitter = self._jitter
+        debug = _log.isEnabledFor
         while not self.cancelled:
-            if not self._scheduler._may_run(self.name):
-                self.deadline = loop.time() + self._wait()
+            gate = scheduler._may_run
+            if gate is not None and not gate(self.name):
+                wait = self._wait()
+                self.deadline = time() + wait
             else:
-                execution = self._begin()
-                error: Exception | None = None
-                outcome: Outcome = "success"
+                started = time()
+                self.state = "running"
+                self.last_started = started
+                verbose = debug(logging.DEBUG)
+                if verbose:
+                    _log.debug("Executing task: %s", self.name, extra={"task": self.name})
+                execution = None
+                if scheduler._hooks:
+                    execution = self._execution(started)
+                    call_start(scheduler._hooks, execution)
                 try:
-                    if self._is_async and self._timeout is None:
-                        await self._fn()
+                    if simple:
+                        await fn()
                     else:
-                        outcome = await self._guarded()
+                        await self._guarded()
                 except asyncio.CancelledError as exc:
                     self._end_cancelled(execution, exc)
                     raise
                 except Exception as exc:
-                    error = exc
-                    outcome = "failure"
-                self._end(execution, outcome, error)
+                    self._end(execution, "failure", exc)
+                    wait = self.deadline - time()
+                else:
+                    if not (
+                        verbose
+                        or self.consecutive_failures
+                        or scheduler._hooks
+                        or jitter
+                        or execution is not None
+                    ):
+                        # The common success, recorded inline (the same as _end would).
+                        finished = time()
+                        self.runs += 1
+                        self.last_finished = finished
+                        self.last_success = finished
+                        self.last_duration = finished - started
+                        self.state = "scheduled"
+                        wait = self.interval
+                        self.deadline = finished + wait
+                    else:
+                        self._end(execution, "success", None)
+                        wait = self.deadline - time()
                 if self._thread is not None:
                     await self._join_thread()
+                    wait = self.deadline - time()
             if self.cancelled:
                 return
-            delay = self.deadline - loop.time()
-            if delay >= _PARK_AFTER:
+            if wait >= _PARK_AFTER:
                 self._timer = loop.call_at(self.deadline, self._spawn)
                 return
-            if delay <= 0:
-                await asyncio.sleep(0)
+            if wait <= 0:
+                await _yield()
                 continue
             wakeup: asyncio.Future[None] = loop.create_future()
             self._wakeup = wakeup
@@ -221,7 +271,7 @@ class TaskRunner:
                 timer.cancel()
                 self._wakeup = None
 
-    async def _guarded(self) -> Outcome:
+    async def _guarded(self) -> None:
         """Run a body that has a timeout or runs in a thread; raise what the body raised."""
         if self._is_async:
             timeout = asyncio.timeout(self._timeout)
@@ -232,7 +282,7 @@ class TaskRunner:
                 if timeout.expired():
                     raise _Timeout(self._timeout) from None
                 raise
-            return "success"
+            return
         thread = pool.submit(self._loop, self._fn, contextvars.copy_context())
         self._thread = thread
         if self._timeout is None:
@@ -243,13 +293,12 @@ class TaskRunner:
             finally:
                 if thread.done():
                     self._thread = None
-            return "success"
+            return
         done, _ = await asyncio.wait((thread,), timeout=self._timeout)
         if not done:
             raise _Timeout(self._timeout, thread=True)  # self._thread stays: _join_thread waits
         self._thread = None
         thread.result()
-        return "success"
 
     async def _join_thread(self) -> None:
         """After a timed-out plain function: stay ``running`` until its thread returns."""
@@ -278,21 +327,6 @@ class TaskRunner:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _begin(self) -> Execution | None:
-        loop = self._loop
-        now = loop.time()
-        self.state = "running"
-        self.started = now
-        self.last_started = now
-        if _log.isEnabledFor(logging.DEBUG):
-            _log.debug("Executing task: %s", self.name, extra={"task": self.name})
-        hooks = self._scheduler._hooks
-        if not hooks:
-            return None
-        execution = self._execution(now)
-        call_start(hooks, execution)
-        return execution
-
     def _execution(self, started: float) -> Execution:
         offset = _clock.wall_offset(self._loop)
         return Execution(
@@ -307,7 +341,7 @@ class TaskRunner:
     def _end(self, execution: Execution | None, outcome: Outcome, error: Exception | None) -> None:
         loop = self._loop
         now = loop.time()
-        started = self.started if self.started is not None else now
+        started = self.last_started if self.last_started is not None else now
         if execution is None and self._scheduler._hooks:
             execution = self._execution(started)  # a hook was added during this execution
         self.runs += 1
@@ -353,7 +387,7 @@ class TaskRunner:
 
     def _end_cancelled(self, execution: Execution | None, exc: asyncio.CancelledError) -> None:
         now = self._loop.time()
-        started = self.started if self.started is not None else now
+        started = self.last_started if self.last_started is not None else now
         if execution is not None:
             call_finish(
                 self._scheduler._hooks,

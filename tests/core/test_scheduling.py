@@ -355,8 +355,10 @@ async def test_internal_error_surfaces_in_the_loop_exception_handler(
         raise ZeroDivisionError("scheduler bug")
 
     monkeypatch.setattr(_execution.TaskRunner, "_end", broken)
+    failing = Recorder()
+    failing.fail_with = ValueError("the task's own failure, recorded by the broken _end")
     async with Scheduler() as scheduler:
-        scheduler.schedule_task("t", 1.0, Recorder())
+        scheduler.schedule_task("t", 1.0, failing)
         await wait_until(lambda: bool(seen), timeout=10)
         assert scheduler.list_tasks() == []
     assert isinstance(seen[0]["exception"], ZeroDivisionError)
