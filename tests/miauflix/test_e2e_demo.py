@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import sqlite3
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from .._service_process import ServiceProcess, environment, spawner
+
 pytestmark = pytest.mark.slow
 
-TICKWORK = str(Path(sys.executable).parent / "tickwork")
 SERVING = re.compile(r"Serving miauflix\.app:setup on http://127\.0\.0\.1:(\d+)")
 SEED_TASKS = [
     ("refreshLists", 3600.0),
@@ -45,110 +42,48 @@ _OWN_VARIABLES = (
 )
 
 
-class Service:
-    """A `tickwork run miauflix.app:setup` process whose stderr lines are collected."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.port = 0
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-            self._changed.set()
-        self._changed.set()
-
-    @property
-    def output(self) -> str:
-        """Every stderr line so far."""
-        return "\n".join(self.lines)
-
-    async def wait_started(self, timeout: float = 20.0) -> None:
-        """Wait for the "Serving ... on http://127.0.0.1:PORT" line and keep the port."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    for line in self.lines:
-                        if match := SERVING.search(line):
-                            self.port = int(match.group(1))
-                            return
-                    if self._reader.done():
-                        pytest.fail(f"the service ended while starting:\n{self.output}")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"the service did not start within {timeout} s:\n{self.output}")
-
-    async def status(self, client: httpx.AsyncClient) -> dict[str, Any]:
-        """GET /status."""
-        response = await client.get(f"http://127.0.0.1:{self.port}/status")
-        assert response.status_code == 200, response.text
-        document: dict[str, Any] = response.json()
-        return document
-
-    async def stop(self) -> tuple[int, float]:
-        """SIGTERM; return (exit code, seconds until it exited)."""
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(GRACE + 10):
-                code = await self.proc.wait()
-                await self._reader
-        except TimeoutError:
-            pytest.fail(f"the service did not exit after SIGTERM:\n{self.output}")
-        return code, time.monotonic() - started
-
-
-StartService = Callable[..., Awaitable[Service]]
+StartService = Callable[..., Awaitable[ServiceProcess]]
 
 
 @pytest.fixture
 async def start_service(tmp_path: Path) -> AsyncIterator[StartService]:
     """Start the service in demo mode with its data in `tmp_path/data`, on a free port."""
-    started: list[Service] = []
+    async with spawner(tmp_path) as spawn:
 
-    async def start(**env: str) -> Service:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES)}
-        full_env.update({"MIAUFLIX_DATA_DIR": str(tmp_path / "data"), **env})
-        proc = await asyncio.create_subprocess_exec(
-            TICKWORK,
-            "run",
-            "miauflix.app:setup",
-            "--port",
-            "0",
-            "--grace",
-            str(GRACE),
-            cwd=tmp_path,
-            env=full_env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        service = Service(proc)
-        started.append(service)
-        await service.wait_started()
-        return service
+        async def start(**env: str) -> ServiceProcess:
+            service = await spawn(
+                "miauflix.app:setup",
+                "--port",
+                "0",
+                "--grace",
+                str(GRACE),
+                env=environment(
+                    _OWN_VARIABLES, {"MIAUFLIX_DATA_DIR": str(tmp_path / "data"), **env}
+                ),
+            )
+            await service.wait_started(timeout=20.0, serving=SERVING)
+            return service
 
-    yield start
-    for service in started:
-        if service.proc.returncode is None:
-            service.proc.kill()
-            await service.proc.wait()
+        yield start
+
+
+async def _status(service: ServiceProcess, client: httpx.AsyncClient) -> dict[str, Any]:
+    """GET /status."""
+    response = await client.get(service.url("/status"))
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
 
 
 async def _wait_until_built(
-    service: Service, client: httpx.AsyncClient, timeout: float
+    service: ServiceProcess, client: httpx.AsyncClient, timeout: float
 ) -> dict[str, Any]:
     """Poll /status until every count of `BUILT` is above zero; return that document."""
     document: dict[str, Any] = {}
     try:
         async with asyncio.timeout(timeout):
             while True:
-                document = await service.status(client)
+                document = await _status(service, client)
                 counts = document["services"]["catalog"]["details"]
                 if all(counts.get(name, 0) > 0 for name in BUILT):
                     return document
@@ -158,14 +93,14 @@ async def _wait_until_built(
 
 
 async def _wait_for_runs(
-    service: Service, client: httpx.AsyncClient, before: dict[str, int], timeout: float
+    service: ServiceProcess, client: httpx.AsyncClient, before: dict[str, int], timeout: float
 ) -> dict[str, Any]:
     """Poll /status until each frequent task ran at least twice more than in `before`."""
     document: dict[str, Any] = {}
     try:
         async with asyncio.timeout(timeout):
             while True:
-                document = await service.status(client)
+                document = await _status(service, client)
                 runs = {t["name"]: t["runs"] for t in document["tasks"]}
                 if all(runs[name] >= before[name] + 2 for name in FREQUENT):
                     return document

@@ -20,7 +20,7 @@ from sqlalchemy.orm import joinedload
 from miauflix.db._models import Episode, Genre, Movie, Season, TvShow, movie_genre, show_genre
 from miauflix.db._records import EpisodeData, GenreData, MovieData, SeasonData, ShowData
 from miauflix.db._types import UtcDateTime, require_aware
-from miauflix.db._upsert import dialect_insert, in_chunks
+from miauflix.db._upsert import dialect_insert, in_chunks, returned_count
 
 __all__ = [
     "get_movie_by_tmdb_id",
@@ -357,10 +357,7 @@ async def record_season_sync_failure(
         .values(sync_failures=Season.sync_failures + 1, next_sync_attempt_at=next_attempt_at)
         .returning(Season.sync_failures)
     )
-    failures = result.scalar_one_or_none()
-    if failures is None:
-        raise LookupError(f"season_id {season_id!r} is not stored")
-    return int(failures)
+    return returned_count(result.scalar_one_or_none(), "season_id", season_id)
 
 
 async def get_movie_by_tmdb_id(session: AsyncSession, tmdb_id: int) -> Movie | None:

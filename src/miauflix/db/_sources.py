@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 from miauflix.db._models import Movie, MovieSource, MovieSourceFile
 from miauflix.db._records import SourceData, normalize_info_hash
 from miauflix.db._types import UtcDateTime, require_aware
-from miauflix.db._upsert import dialect_insert
+from miauflix.db._upsert import dialect_insert, returned_count
 
 __all__ = [
     "QUALITY_RANK",
@@ -218,7 +218,7 @@ async def record_source_search_failure(
         )
         .returning(Movie.source_search_failures)
     )
-    return _counter(result.scalar_one_or_none(), "movie_id", movie_id)
+    return returned_count(result.scalar_one_or_none(), "movie_id", movie_id)
 
 
 async def upsert_sources(
@@ -491,7 +491,7 @@ async def record_file_failure(
         .values(file_failures=MovieSource.file_failures + 1, next_file_attempt_at=next_attempt_at)
         .returning(MovieSource.file_failures)
     )
-    return _counter(result.scalar_one_or_none(), "source_id", source_id)
+    return returned_count(result.scalar_one_or_none(), "source_id", source_id)
 
 
 async def pick_sources_for_stats(
@@ -584,10 +584,4 @@ async def record_stats_failure(
         .values(stats_failures=MovieSource.stats_failures + 1, next_stats_check_at=next_check_at)
         .returning(MovieSource.stats_failures)
     )
-    return _counter(result.scalar_one_or_none(), "source_id", source_id)
-
-
-def _counter(value: int | None, name: str, item_id: int) -> int:
-    if value is None:
-        raise LookupError(f"{name} {item_id!r} is not stored")
-    return int(value)
+    return returned_count(result.scalar_one_or_none(), "source_id", source_id)

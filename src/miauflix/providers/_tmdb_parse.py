@@ -155,7 +155,7 @@ def parse_movie(d: dict[str, Any], images: TmdbConfiguration) -> TmdbMovie:
         poster_url=images.image_url(poster, images.poster_size),
         backdrop_url=images.image_url(backdrop, images.backdrop_size),
         trailer_key=_trailer_key(d),
-        genres=tuple(parse_genre(s.obj(g, "a genre")) for g in s.opt_arr(d, "genres")),
+        genres=tuple(parse_genres(d)),
         translations=parse_translations(d),
         status=s.opt_str(d, "status"),
     )
@@ -188,7 +188,7 @@ def parse_show(d: dict[str, Any], images: TmdbConfiguration) -> TmdbShow:
         vote_count=s.opt_int(d, "vote_count") or 0,
         poster_url=images.image_url(s.opt_str(d, "poster_path"), images.poster_size),
         backdrop_url=images.image_url(s.opt_str(d, "backdrop_path"), images.backdrop_size),
-        genres=tuple(parse_genre(s.obj(g, "a genre")) for g in s.opt_arr(d, "genres")),
+        genres=tuple(parse_genres(d)),
         seasons=tuple(seasons),
     )
 

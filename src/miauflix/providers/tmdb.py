@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from miauflix.providers import _shape as s
-from miauflix.providers._http import _HttpEndpoint
-from miauflix.providers._status import ProviderStatus, _Health
+from miauflix.providers._client import _EndpointClient
 from miauflix.providers._tmdb_parse import (
     parse_change,
     parse_configuration,
@@ -67,7 +65,7 @@ T = TypeVar("T")
 MAX_PAGE = 500
 
 
-class TmdbClient:
+class TmdbClient(_EndpointClient):
     """Async TMDB v3 client.
 
     Args:
@@ -98,42 +96,18 @@ class TmdbClient:
         rate_limit: float | None = 40.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._configured = bool(token)
-        self._health = _Health(self.name, missing_setting=None if token else "TMDB_API_TOKEN")
-        self._http = _HttpEndpoint(
-            self.name,
+        super().__init__(
             base_url,
             timeout=timeout,
             max_bytes=max_bytes,
             rate_limit=rate_limit,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            health=self._health,
             transport=transport,
+            missing_setting=None if token else "TMDB_API_TOKEN",
         )
+        self._configured = bool(token)
         self._images: TmdbConfiguration | None = None
         self._images_lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"<TmdbClient {self._http.base_url!r} {self.status().status}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool; the client cannot be used afterwards."""
-        await self._http.aclose()
-
-    def status(self) -> ProviderStatus:
-        """A snapshot of the client's health (see `ProviderStatus`)."""
-        return self._health.status()
 
     async def _get(self, path: str, parse: Callable[[dict[str, Any]], T], **params: str | int) -> T:
         if not self._configured:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import httpx
 import torf
 
-from miauflix.providers._http import _Body, _HttpEndpoint
-from miauflix.providers._status import ProviderStatus, _Health
+from miauflix.providers._client import _EndpointClient
+from miauflix.providers._http import _Body
 from miauflix.providers.directories import check_info_hash
 from miauflix.providers.errors import (
     BadResponse,
@@ -58,7 +56,7 @@ class TorrentFile:
         )
 
 
-class TorrentFileFetcher:
+class TorrentFileFetcher(_EndpointClient):
     """Downloads and verifies `.torrent` files.
 
     Args:
@@ -84,39 +82,17 @@ class TorrentFileFetcher:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.cache_url = cache_url.rstrip("/")
-        self._health = _Health(self.name)
-        self._http = _HttpEndpoint(
-            self.name,
+        super().__init__(
             self.cache_url or "http://invalid",
             timeout=timeout,
             max_bytes=max_bytes,
             rate_limit=rate_limit,
             headers={"Accept": "application/x-bittorrent, */*"},
-            health=self._health,
             transport=transport,
         )
 
-    def __repr__(self) -> str:
-        return f"<TorrentFileFetcher {self.cache_url!r} {self.status().status}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool; the fetcher cannot be used afterwards."""
-        await self._http.aclose()
-
-    def status(self) -> ProviderStatus:
-        """A snapshot of the fetcher's health (see `ProviderStatus`)."""
-        return self._health.status()
+    def _describe(self) -> str:
+        return repr(self.cache_url)
 
     def cache_url_for(self, info_hash: str) -> str:
         """The torrent cache URL of `info_hash` (uppercase hex, as itorrents names files)."""

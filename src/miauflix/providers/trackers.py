@@ -14,12 +14,12 @@ import logging
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import bencode2
 import httpx
 
+from miauflix.providers._client import _ProviderClient
 from miauflix.providers._http import _Body, _HttpEndpoint
 from miauflix.providers._shape import ShapeError
 from miauflix.providers._status import ProviderStatus, _Health
@@ -71,7 +71,7 @@ def scrape_url(announce_url: str) -> str | None:
     return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
-class TrackerScraper:
+class TrackerScraper(_ProviderClient):
     """Scrapes HTTP and UDP trackers.
 
     Args:
@@ -119,19 +119,8 @@ class TrackerScraper:
         for tracker in self.trackers:
             self._client_for(tracker)
 
-    def __repr__(self) -> str:
-        return f"<TrackerScraper {len(self.trackers)} trackers {self.status().status}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _describe(self) -> str:
+        return f"{len(self.trackers)} trackers"
 
     async def aclose(self) -> None:
         """Close every connection pool and UDP socket."""

@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from miauflix.providers import _shape as s
-from miauflix.providers._http import _HttpEndpoint
-from miauflix.providers._status import ProviderStatus, _Health
+from miauflix.providers._client import _EndpointClient
 from miauflix.providers.directories import (
     Quality,
     SourceCandidate,
@@ -29,7 +27,7 @@ _QUALITIES: dict[str, Quality] = {"720p": "720p", "1080p": "1080p", "2160p": "21
 _TYPES: dict[str, SourceType] = {"web": "web", "bluray": "bluray"}
 
 
-class YtsDirectory:
+class YtsDirectory(_EndpointClient):
     """The YTS content directory.
 
     Args:
@@ -56,40 +54,15 @@ class YtsDirectory:
         rate_limit: float | None = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.trackers = tuple(trackers)
-        self._health = _Health(self.name)
-        self._http = _HttpEndpoint(
-            self.name,
+        super().__init__(
             base_url,
             timeout=timeout,
             max_bytes=max_bytes,
             rate_limit=rate_limit,
             headers={"Accept": "application/json"},
-            health=self._health,
             transport=transport,
         )
-
-    def __repr__(self) -> str:
-        return f"<YtsDirectory {self._http.base_url!r} {self.status().status}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool; the directory cannot be used afterwards."""
-        await self._http.aclose()
-
-    def status(self) -> ProviderStatus:
-        """A snapshot of the directory's health (see `ProviderStatus`)."""
-        return self._health.status()
+        self.trackers = tuple(trackers)
 
     async def search(self, imdb_id: str) -> list[SourceCandidate]:
         """The YTS torrents of the movie with this IMDb id; empty when YTS has none.
