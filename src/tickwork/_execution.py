@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import time
 import types
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +52,9 @@ SUMMARY_EVERY = 60.0
 _BACKOFF_BASE_FOR_ZERO = 1.0
 
 _State = Literal["scheduled", "running"]
+
+_monotonic = time.monotonic
+_BASE_LOOP_TIME = asyncio.BaseEventLoop.time
 
 
 @types.coroutine
@@ -95,7 +99,6 @@ class TaskRunner:
         "name",
         "runs",
         "state",
-        "task",
     )
 
     def __init__(
@@ -131,7 +134,6 @@ class TaskRunner:
         self.last_duration: float | None = None
         self.last_error: str | None = None
         self.deadline = loop.time()
-        self.task: asyncio.Task[None] | None = None
         self._timer: asyncio.Handle | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._thread: asyncio.Future[Any] | None = None
@@ -192,13 +194,17 @@ class TaskRunner:
         self._timer = None
         if self.cancelled:
             return
-        self.task = self._scheduler._own(self._loop.create_task(self._main()), self)
+        # The scheduler holds the task; the runner does not, so a finished execution's task,
+        # coroutine and context are freed at once rather than when the runner is cancelled.
+        self._scheduler._own(self._loop.create_task(self._main()), self)
 
     async def _main(self) -> None:
         # Locals, not attributes, on the path every execution takes: at interval 0 the
         # bookkeeping must cost next to nothing beside the body (see benchmarks/core.py).
         loop = self._loop
-        time = loop.time
+        # loop.time() is a Python-level wrapper of time.monotonic(); skip it unless a loop (the
+        # virtual-time test loop) has its own clock.
+        time = _monotonic if type(loop).time is _BASE_LOOP_TIME else loop.time
         scheduler = self._scheduler
         fn = self._fn
         simple = self._is_async and self._timeout is None

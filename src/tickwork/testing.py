@@ -70,10 +70,13 @@ class _JumpingSelector(selectors.BaseSelector):
         return self._real.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        # Read busy *before* polling: a worker writes its wake-up to the self-pipe and only then
+        # decrements busy, so busy == 0 here means any finished job is visible to select(0).
+        busy = pool.busy
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
-        if pool.busy:
+        if busy:
             # A worker thread is running a task: its completion arrives through the self-pipe.
             # Wait for real, and let virtual time follow real time meanwhile.
             start = self._loop.real_time()
