@@ -33,6 +33,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.core
+	$(BIN)/python -m benchmarks.service
 
 clean:
 	rm -rf $(VENV)

@@ -12,7 +12,6 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
     "TICKWORK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("TICKWORK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _answers(host: str, port: int) -> bool:
@@ -38,10 +37,3 @@ def postgres_url() -> str:
     """The URL of the PostgreSQL test database; skips or fails when it is down."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     return POSTGRES_URL
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The URL of the Redis test server; skips or fails when it is down."""
-    require_service("Redis", "127.0.0.1", 6379)
-    return REDIS_URL

@@ -26,3 +26,10 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     assert lines[0] == "refreshing 6 pages"
     assert any(line.startswith("refresh scheduled ") for line in lines)
     assert any(line.startswith("vacuum scheduled ") for line in lines)
+
+
+def test_readme_virtual_time_example_runs() -> None:
+    """The README's tickwork.testing example runs instantly and its assertion holds."""
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[1]
+    assert "wait_for_runs" in block
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})

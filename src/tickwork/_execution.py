@@ -152,6 +152,7 @@ class TaskRunner:
     def cancel(self) -> None:
         """No further execution starts; one in progress finishes and is not rescheduled."""
         self.cancelled = True
+        self._flush_suppressed()  # failures held back for the next summary are not lost
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -113,7 +113,7 @@ class Scheduler:
         check_task(task)
         if timeout is not None:
             timeout = check_seconds("timeout", timeout, zero=False)
-        if jitter:
+        if type(jitter) is not float or not 0.0 <= jitter < _INF:
             jitter = check_seconds("jitter", jitter)
         if run_immediately is not True and run_immediately is not False:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
@@ -128,7 +128,7 @@ class Scheduler:
             task,
             is_async_callable(task),
             timeout,
-            float(jitter),
+            jitter,
             max_backoff,
             run_immediately,
         )

@@ -3,7 +3,7 @@
 Virtual time: :class:`VirtualTimeLoop` is an asyncio event loop whose clock jumps straight to the
 next timer whenever every task is idle, so "interval 30 s, three runs" takes no real time and
 the times it records are exact. Its wall clock (used for the ``*_at`` fields of status) moves with
-it. Run a coroutine on it with :func:`run`, or have pytest-asyncio (>= 1.3) run your async tests
+it. Run a coroutine on it with :func:`run`, or have pytest-asyncio (>= 1.4) run your async tests
 on it from a ``conftest.py``::
 
     from tickwork.testing import VirtualTimeLoop
