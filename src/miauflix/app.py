@@ -228,7 +228,7 @@ def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:
 
 def _register_components(scheduler: Scheduler, app: MiauflixApp) -> None:
     async def catalog() -> ComponentStatus:
-        async with app.database.session() as session:
+        async with app.database.read_session() as session:
             counts = await catalog_counts(session)
         return ComponentStatus("ready", None, counts.to_dict())
 

@@ -5,7 +5,7 @@ from miauflix.db import open_database, pick_movie_for_source_search
 
 database = await open_database(settings.resolved_database_url)
 await database.migrate()
-async with database.session() as session:      # one transaction: commit or rollback
+async with database.read_session() as session:  # reads only; writes go in database.session()
     movie = await pick_movie_for_source_search(session, now=now)
 await database.aclose()
 ```

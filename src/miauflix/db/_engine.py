@@ -32,14 +32,22 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
+# Execution option of the engine behind `Database.read_session`; `_on_begin` reads it.
+_READ_ONLY = "miauflix_read_only"
+# `ConnectionPoolEntry.info` key: the SQLite connection's current `PRAGMA query_only`.
+_QUERY_ONLY = "miauflix_query_only"
+
 
 class Database:
     """An open database: the engine, a session factory and the migrations.
 
-    Create it with `open_database`. Sessions run one transaction each (see `session`).
-    On SQLite every transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front:
+    Create it with `open_database`. Sessions run one transaction each: `session` for work
+    that writes (or may write), `read_session` for work that only reads.
+    On SQLite a `session` starts with `BEGIN IMMEDIATE`, taking the write lock up front:
     a deferred transaction that read first and writes later fails with "database is locked"
     when another connection committed in between, and the busy timeout cannot help it.
+    A `read_session` starts with a plain deferred `BEGIN` instead and, in WAL mode, reads a
+    snapshot beside a writer without waiting for it.
     Do not keep a session open across network I/O: it would hold that lock.
     """
 
@@ -47,6 +55,14 @@ class Database:
         """Wrap an engine made by `open_database` (which installs the SQLite hooks)."""
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        read_options: dict[str, Any] = {_READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            # START TRANSACTION READ ONLY; the dialect resets it when the connection goes
+            # back to the pool.
+            read_options["postgresql_readonly"] = True
+        self._read_sessions = async_sessionmaker(
+            engine.execution_options(**read_options), expire_on_commit=False
+        )
 
     def __repr__(self) -> str:
         return f"<Database {self.url.render_as_string(hide_password=True)}>"
@@ -77,6 +93,23 @@ class Database:
             The session.
         """
         async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """Open a session holding one read-only transaction.
+
+        Like `session`, but for work that only reads (the tasks' picks, the catalog counts).
+        On SQLite the transaction starts with a deferred `BEGIN` under `PRAGMA query_only`:
+        it takes no write lock, so it neither waits for a writer nor holds one up (WAL mode).
+        On PostgreSQL it is a `READ ONLY` transaction. Either way a write in it fails with
+        `sqlalchemy.exc.DBAPIError` ("readonly database" on SQLite, "read-only transaction"
+        on PostgreSQL) instead of taking the lock late.
+
+        Yields:
+            The session.
+        """
+        async with self._read_sessions() as session, session.begin():
             yield session
 
     async def migrate(self, revision: str = "head") -> None:
@@ -170,7 +203,7 @@ def _make_parent_directory(database: str) -> None:
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the driver (it would not BEGIN before a SELECT
         # or a SAVEPOINT); `_on_begin` emits BEGIN itself.
         dbapi_connection.isolation_level = None
@@ -183,10 +216,17 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
+        record.info[_QUERY_ONLY] = False
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = bool(connection.get_execution_options().get(_READ_ONLY, False))
+        # query_only is per connection and outlives the transaction: switch it only when a
+        # pooled connection goes from write to read work or back (one PRAGMA, no I/O).
+        if connection.info.get(_QUERY_ONLY) is not read_only:
+            connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+            connection.info[_QUERY_ONLY] = read_only
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection) -> Config:

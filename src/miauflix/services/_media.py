@@ -124,7 +124,7 @@ class MediaService:
             What was walked and updated.
         """
         now = self._clock()
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             checkpoint = await get_sync_state(session, MOVIE_CHANGES_CHECKPOINT)
         if checkpoint is not None and now - checkpoint < self.min_interval:
             logger.debug("movie changes synced at %s; skipping", checkpoint.isoformat())
@@ -177,7 +177,7 @@ class MediaService:
             page += 1
         if not changed:
             return 0, 0
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             stored = await stored_movie_ids(session, changed)
         if not stored:
             return 0, 0
@@ -215,7 +215,7 @@ class MediaService:
         if self.season_pause.active():
             return 0
         now = self._clock()
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             season = await pick_season_to_sync(session, now=now)
         if season is None:
             return 0

@@ -1,8 +1,9 @@
 """`SourceService`: the source search, `.torrent` file, tracker stats and resync tasks.
 
-Every method is one execution's unit of work: pick due items in one short session, call the
-provider with no session open (SQLite's `BEGIN IMMEDIATE` would hold the write lock across
-the network call), then write the outcome in another short session. Nothing due costs one
+Every method is one execution's unit of work: pick due items in one short read session
+(no write lock on SQLite), call the provider with no session open (a write session's
+`BEGIN IMMEDIATE` would hold the write lock across the network call), then write the outcome
+in another short session. Nothing due costs one
 indexed query, after which the two sub-second tasks skip even that for `idle_recheck` seconds;
 a paused task (its provider is failing) costs nothing.
 """
@@ -232,7 +233,7 @@ class SourceService:
         now = self._clock()
         if self._search_idle_until is not None and now < self._search_idle_until:
             return 0
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             movie = await pick_movie_for_source_search(session, now=now)
         if movie is None:
             self._search_idle_until = now + self.idle_recheck
@@ -311,7 +312,7 @@ class SourceService:
         now = self._clock()
         if self._file_idle_until is not None and now < self._file_idle_until:
             return 0
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             sources = await pick_sources_missing_file(session, now=now, limit=self.file_batch)
         if not sources:
             self._file_idle_until = now + self.idle_recheck
@@ -372,7 +373,7 @@ class SourceService:
         if self.stats_pause.active():
             return 0
         now = self._clock()
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             sources = await pick_sources_for_stats(session, now=now, limit=self.stats_batch)
         if not sources:
             return 0
@@ -450,7 +451,7 @@ class SourceService:
         if self.resync_pause.active():
             return 0
         now = self._clock()
-        async with self._db.session() as session:
+        async with self._db.read_session() as session:
             movie = await pick_movie_for_resync(session, now=now)
             if movie is None:
                 return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from miauflix.db import (
@@ -135,6 +135,47 @@ async def test_concurrent_read_then_write_sessions_do_not_fail(database: Databas
         await asyncio.gather(*(worker(n) for n in range(12)))
     async with database.session() as session:
         assert (await catalog_counts(session)).movies == 12
+
+
+async def test_read_session_does_not_wait_for_an_open_write_transaction(
+    database: Database,
+) -> None:
+    """A read session completes while another session holds an uncommitted write."""
+    async with database.session() as session:
+        await upsert_movie(session, MovieData(tmdb_id=1, title="Committed"), now=MOMENT)
+    wrote = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with database.session() as session:
+            await upsert_movie(session, MovieData(tmdb_id=2, title="Pending"), now=MOMENT)
+            wrote.set()
+            await release.wait()
+
+    async with asyncio.timeout(30), asyncio.TaskGroup() as tasks:
+        tasks.create_task(writer())
+        await wrote.wait()
+        try:
+            # A write session would queue behind the writer's lock for the busy timeout (10 s).
+            async with asyncio.timeout(2), database.read_session() as session:
+                counts = await catalog_counts(session)
+        finally:
+            release.set()
+    assert counts.movies == 1
+    async with database.read_session() as session:
+        assert (await catalog_counts(session)).movies == 2
+
+
+async def test_read_session_refuses_writes(database: Database) -> None:
+    """A write in a read session fails; the pooled connection still writes in a session."""
+    with pytest.raises(DBAPIError, match=r"read-?only"):
+        async with database.read_session() as session:
+            await set_sync_state(session, "refused", MOMENT)
+    async with database.session() as session:
+        await set_sync_state(session, "written", MOMENT)
+    async with database.read_session() as session:
+        assert await get_sync_state(session, "refused") is None
+        assert await get_sync_state(session, "written") == MOMENT
 
 
 MOMENT = datetime(2026, 1, 1, tzinfo=UTC)

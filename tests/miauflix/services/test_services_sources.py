@@ -218,6 +218,34 @@ async def test_search_with_nothing_due_makes_no_request(
     assert all(statuses[name].details["requests"] == 0 for name in ("yts", "torrent_files"))
 
 
+async def test_empty_picks_do_not_wait_for_a_writer(
+    database: Database, sources: SourceService
+) -> None:
+    """With nothing due, every source task returns while another session holds a write open."""
+    wrote = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with database.session() as session:
+            # Not queued for a source search (no IMDb id): the picks stay empty.
+            await upsert_movie(session, MovieData(1, "Pending"), now=NOW)
+            wrote.set()
+            await release.wait()
+
+    async with asyncio.timeout(30), asyncio.TaskGroup() as tasks:
+        tasks.create_task(writer())
+        await wrote.wait()
+        try:
+            # A pick in a write session would wait for the lock (busy timeout: 10 s) on SQLite.
+            async with asyncio.timeout(2):
+                assert await sources.search_sources_for_movies() == 0
+                assert await sources.search_torrent_files_for_sources() == 0
+                assert await sources.sync_stats_for_sources() == 0
+                assert await sources.resync_movie_sources() == 0
+        finally:
+            release.set()
+
+
 # -- dataFileSearch ----------------------------------------------------------------------------
 
 
