@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import pytest
 
-from tickwork import Scheduler, TaskStatus
+from tickwork import Execution, ExecutionResult, Scheduler, TaskStatus
 from tickwork.service import SchedulerMetrics
 from tickwork.service._taskview import is_stuck, overdue_by, task_view
 from tickwork.testing import wait_for_runs
@@ -121,3 +122,61 @@ async def test_metrics_count_runs_failures_and_durations() -> None:
         assert overdue is not None
         assert 0.0 <= overdue < 1.0
         assert b"tickwork_task_lateness_seconds_bucket" in metrics.render()
+
+
+async def test_metrics_drop_the_series_of_cancelled_tasks() -> None:
+    """After cancel_task, a scrape drops the task's series; a scheduled task keeps its counts."""
+
+    async def ok() -> None:
+        return None
+
+    async def bad() -> None:
+        raise OSError("disk")
+
+    async with asyncio.timeout(5), Scheduler() as scheduler:
+        metrics = SchedulerMetrics(scheduler)
+        scheduler.add_hook(metrics)
+        scheduler.schedule_task("kept", 3600.0, ok)
+        scheduler.schedule_task("gone", 3600.0, bad)
+        await wait_for_runs(scheduler, "kept", 1)
+        await wait_for_runs(scheduler, "gone", 1)
+        assert 'task="gone"' in metrics.render().decode()
+        scheduler.cancel_task("gone")
+        body = metrics.render().decode()
+        assert 'task="gone"' not in body
+        assert 'task="kept"' in body
+        registry = metrics.registry
+        kept_runs = {"task": "kept", "outcome": "success"}
+        assert registry.get_sample_value("tickwork_task_runs_total", kept_runs) == 1
+        assert registry.get_sample_value("tickwork_task_failures_total", {"task": "kept"}) == 0
+        count = registry.get_sample_value("tickwork_task_duration_seconds_count", {"task": "kept"})
+        assert count == 1
+        assert registry.get_sample_value("tickwork_task_running", {"task": "kept"}) == 0
+
+
+def test_metrics_drop_a_late_finish_of_a_cancelled_task() -> None:
+    """A run finishing after its task was cancelled is dropped at the next scrape."""
+    scheduled = ["kept"]
+
+    class Source:
+        def status(self) -> list[TaskStatus]:
+            return []
+
+        def list_tasks(self) -> list[str]:
+            return list(scheduled)
+
+    metrics = SchedulerMetrics(Source())
+    for name in ("kept", "gone"):
+        execution = Execution(name, 30.0, 1, NOW, NOW, 0.0)
+        metrics.on_start(execution)
+        metrics.on_finish(execution, ExecutionResult("timeout", 1.0, NOW + 1, TimeoutError()))
+    body = metrics.render().decode()
+    assert 'task="gone"' not in body
+    assert 'tickwork_task_failures_total{task="kept"} 1.0' in body
+    assert 'tickwork_task_lateness_seconds_count{task="kept"} 1.0' in body
+    scheduled.append("gone")
+    execution = Execution("gone", 30.0, 2, NOW, NOW, 0.0)
+    metrics.on_finish(execution, ExecutionResult("success", 1.0, NOW + 1, None))
+    assert (
+        'tickwork_task_runs_total{outcome="success",task="gone"} 1.0' in metrics.render().decode()
+    )

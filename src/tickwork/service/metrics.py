@@ -18,17 +18,25 @@ scrape time, so they are never stale). Exported, with the ``task`` label where i
 
 The registry is not prometheus-client's global one, so several schedulers (or tests) in one
 process never collide.
+
+A task's series live while it is scheduled: each scrape first drops the labelled series of
+tasks no longer in ``scheduler.list_tasks()`` (cancelled ones), so a service that schedules
+and cancels tasks with generated names does not grow without bound. Counters of scheduled
+tasks are never touched; a name scheduled again after a scrape dropped it starts from 0,
+which Prometheus reads as a counter reset.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from tickwork.service._lag import LoopMonitor, StallEvent
@@ -46,16 +54,21 @@ _DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 30
 _LATENESS_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 60.0)
 _FAILED_OUTCOMES = frozenset({"failure", "timeout"})
 
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
 
 class _StatusSource(Protocol):
     def status(self) -> list[TaskStatus]: ...
+
+    def list_tasks(self) -> list[str]: ...
 
 
 class SchedulerMetrics:
     """Collect a scheduler's metrics; add it to the scheduler as a hook.
 
     Args:
-        scheduler: The scheduler whose ``status()`` feeds the gauges.
+        scheduler: The scheduler whose ``status()`` feeds the gauges and whose
+            ``list_tasks()`` decides which tasks' series are kept.
         monitor: The loop monitor whose lag and events are exported, if any.
         registry: Where to register; a new :class:`prometheus_client.CollectorRegistry` by
             default.
@@ -76,6 +89,15 @@ class SchedulerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._scheduler = scheduler
         self._monitor = monitor
+        # Task name -> its labelled series (metric, label values): what to drop once the task
+        # is not scheduled. The lock keeps the listing and the series in step when a scrape
+        # runs on another thread than the hooks (older prometheus-client releases raise
+        # KeyError when remove() names a series that does not exist).
+        self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
+        self._series_lock = threading.Lock()
+        # Registered first: the registry collects in registration order, so the pruning runs
+        # before the counters and histograms of the same scrape are read.
+        self.registry.register(_PruneCollector(self))
         self._runs = Counter(
             "tickwork_task_runs",
             "Finished executions per task and outcome.",
@@ -116,17 +138,36 @@ class SchedulerMetrics:
 
     def on_start(self, execution: Execution) -> None:
         """Record the start delay of an execution."""
-        self._lateness.labels(task=execution.task).observe(execution.lateness)
+        with self._series_lock:
+            self._child(self._lateness, execution.task).observe(execution.lateness)
 
     def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
         """Count a finished execution and record its duration."""
-        self._runs.labels(task=execution.task, outcome=result.outcome).inc()
-        if result.outcome in _FAILED_OUTCOMES:
-            self._failures.labels(task=execution.task).inc()
-        else:
-            # Create the series at 0 so rate() works from the first failure on.
-            self._failures.labels(task=execution.task)
-        self._duration.labels(task=execution.task).observe(result.duration)
+        task = execution.task
+        with self._series_lock:
+            self._child(self._runs, task, result.outcome).inc()
+            # Created at 0 on success too, so rate() works from the first failure on.
+            failures = self._child(self._failures, task)
+            if result.outcome in _FAILED_OUTCOMES:
+                failures.inc()
+            self._child(self._duration, task).observe(result.duration)
+
+    def _child(self, metric: _M, task: str, *labels: str) -> _M:
+        """Return ``metric``'s series for ``task`` (first label) and ``labels``, listed."""
+        values = (task, *labels)
+        child = metric.labels(*values)
+        self._series.setdefault(task, set()).add((metric, values))
+        return child
+
+    def _prune(self) -> None:
+        """Drop the labelled series of every task that is no longer scheduled."""
+        scheduled = set(self._scheduler.list_tasks())
+        with self._series_lock:
+            # An execution still finishing after cancel_task() lists its task again; the
+            # next scrape drops it again.
+            for task in [name for name in self._series if name not in scheduled]:
+                for metric, values in self._series.pop(task):
+                    metric.remove(*values)
 
     def _on_stall(self, event: StallEvent) -> None:
         self._stalls.labels(kind=event.kind).inc()
@@ -134,6 +175,20 @@ class SchedulerMetrics:
     def render(self) -> bytes:
         """Return every metric in the Prometheus text format (see :data:`CONTENT_TYPE`)."""
         return generate_latest(self.registry)
+
+
+class _PruneCollector(Collector):
+    """Yields nothing; drops the series of unscheduled tasks at the start of each scrape."""
+
+    def __init__(self, metrics: SchedulerMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        self._metrics._prune()
+        return iter(())
 
 
 class _StatusCollector(Collector):
