@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -43,6 +44,14 @@ async def start_service(tmp_path: Path) -> AsyncIterator[StartService]:
             return service
 
         yield start
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port of ``host`` that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def get_json(

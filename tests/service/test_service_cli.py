@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from .conftest import TICKWORK, StartService
+from .._service_process import TICKWORK, environment, spawner
+from .conftest import StartService, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -107,16 +110,98 @@ async def test_port_in_use_prints_one_line(tmp_path: Path) -> None:
     )
 
 
-async def test_env_var_fallback_and_flag_wins(start_service: StartService) -> None:
+HUNG_APP = """
+import asyncio
+import sys
+
+async def hung():
+    print("hung started", flush=True, file=sys.stderr)
+    await asyncio.Event().wait()
+
+def setup(scheduler):
+    scheduler.schedule_task("hung", 60, hung)
+"""
+
+
+async def test_env_vars_configure_run_and_status(tmp_path: Path) -> None:
+    """Without flags, ``run`` and ``status`` take every option from its TICKWORK_* variable."""
+    (tmp_path / "testapp.py").write_text(HUNG_APP)
+    port = free_port("127.0.0.2")
+    url = f"http://127.0.0.2:{port}"
+    env = {
+        "TICKWORK_HOST": "127.0.0.2",
+        "TICKWORK_PORT": str(port),
+        "TICKWORK_GRACE": "0.3",
+        "TICKWORK_TOKEN": "env-token",
+        "TICKWORK_LOG_FORMAT": "json",
+        "TICKWORK_LOG_LEVEL": "DEBUG",
+    }
+    async with spawner(tmp_path) as spawn:
+        service = await spawn("testapp:setup", env=environment("TICKWORK_", env))
+        assert (
+            await service.wait_started(serving=re.compile(r"on http://127\.0\.0\.2:(\d+)")) == port
+        )
+        await service.wait_for_line("hung started")
+        code, out, err = await _run(
+            ["status"], tmp_path, {"TICKWORK_URL": url, "TICKWORK_TOKEN": "env-token"}
+        )
+        assert code == 0, err
+        assert out.splitlines()[2].split()[:2] == ["hung", "running"]
+        code, _, err = await _run(["status"], tmp_path, {"TICKWORK_URL": url})
+        assert code == 1
+        assert "answered 401 Unauthorized" in err
+        code, elapsed = await service.stop()
+    assert code == 0, service.output
+    # TICKWORK_GRACE=0.3 rather than the default 5 s cut the hung task short.
+    assert elapsed < 2.0, service.output
+    records = [json.loads(line) for line in service.lines if line != "hung started"]
+    assert any(r["level"] == "DEBUG" for r in records)
+    assert "Shutdown complete: finished: none; cancelled: hung" in service.output
+
+
+async def test_env_var_fallback_and_flag_wins(start_service: StartService, tmp_path: Path) -> None:
     """Options read TICKWORK_* variables, and a flag overrides its variable."""
+    env_port = free_port()
     service = await start_service(
-        "def setup(scheduler):\n    pass\n",
+        HUNG_APP,
+        "--host",
+        "127.0.0.1",
+        "--grace",
+        "0.3",
+        "--token",
+        "flag-token",
         "--log-format",
         "json",
-        env={"TICKWORK_LOG_FORMAT": "text", "TICKWORK_LOG_LEVEL": "DEBUG"},
+        env={
+            "TICKWORK_HOST": "127.0.0.2",
+            "TICKWORK_PORT": str(env_port),
+            "TICKWORK_GRACE": "30",
+            "TICKWORK_TOKEN": "env-token",
+            "TICKWORK_LOG_FORMAT": "text",
+            "TICKWORK_LOG_LEVEL": "DEBUG",
+        },
     )
-    await service.stop()
-    records = [json.loads(line) for line in service.lines]
+    # The fixture passes --port 0 and waits for "on http://127.0.0.1:PORT".
+    assert service.port != env_port
+    await service.wait_for_line("hung started")
+    async with httpx.AsyncClient(timeout=5) as client:
+        for token, expected in (("env-token", 401), ("flag-token", 200)):
+            response = await client.get(
+                service.url("/status"), headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == expected, token
+    code, out, err = await _run(
+        ["status", "--url", service.url(""), "--token", "flag-token"],
+        tmp_path,
+        {"TICKWORK_URL": f"http://127.0.0.1:{free_port()}", "TICKWORK_TOKEN": "env-token"},
+    )
+    assert code == 0, err
+    assert out.splitlines()[2].split()[0] == "hung"
+    code, elapsed = await service.stop()
+    assert code == 0, service.output
+    # --grace 0.3 rather than TICKWORK_GRACE=30 cut the hung task short.
+    assert elapsed < 2.0, service.output
+    records = [json.loads(line) for line in service.lines if line != "hung started"]
     assert any(r["level"] == "DEBUG" for r in records)
 
 
@@ -135,8 +220,23 @@ def setup(scheduler):
 """
 
 
+COLUMNS = ("NAME", "STATE", "RUNS", "FAILURES", "LAST DURATION", "NEXT RUN", "LAST ERROR")
+
+
+def table_rows(lines: list[str]) -> dict[str, dict[str, str]]:
+    """Split the task rows of a ``tickwork status`` table (header on ``lines[1]``) into cells."""
+    starts = [lines[1].index(column) for column in COLUMNS]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows[cells[0]] = dict(zip(COLUMNS, cells, strict=True))
+    return rows
+
+
 async def test_status_command_prints_table(start_service: StartService, tmp_path: Path) -> None:
-    """``tickwork status`` prints a row per task with state, runs, failures and last error."""
+    """``tickwork status`` prints a row per task with state, runs, failures, timings and error."""
     service = await start_service(STATUS_APP, env={"TICKWORK_TOKEN": "tok"})
     await service.wait_for_line(r"Serving")
     url = service.url("")
@@ -146,15 +246,24 @@ async def test_status_command_prints_table(start_service: StartService, tmp_path
                 ["status", "--url", url], tmp_path, {"TICKWORK_TOKEN": "tok"}
             )
             assert code == 0, err
-            if "KeyError" in out:
+            rows = table_rows(out.splitlines())
+            # A snapshot taken while a task runs has no next run: wait for both to be idle.
+            idle = all(row["STATE"] == "scheduled" for row in rows.values())
+            if rows["broken"]["FAILURES"] != "0" and idle:
                 break
             await asyncio.sleep(0.2)
     lines = out.splitlines()
     assert lines[0].startswith("tickwork running, up ")
-    assert lines[1].split()[:4] == ["NAME", "STATE", "RUNS", "FAILURES"]
-    rows = {line.split()[0]: line for line in lines[2:4]}
+    assert re.split(r"\s{2,}", lines[1]) == list(COLUMNS)
     assert set(rows) == {"fine", "broken"}
-    assert "KeyError: 'missing row'" in rows["broken"]
+    for row in rows.values():
+        # Sub-second durations and waits (interval 0.2 s) are shown in milliseconds.
+        assert re.fullmatch(r"\d+ms", row["LAST DURATION"]), row
+        assert re.fullmatch(r"in \d+ms", row["NEXT RUN"]), row
+        assert int(row["NEXT RUN"].removeprefix("in ").removesuffix("ms")) <= 200, row
+    assert rows["fine"]["LAST ERROR"] == "-"
+    assert rows["broken"]["LAST ERROR"] == "KeyError: 'missing row'"
+    assert re.fullmatch(r"(\d+) \(\1 in a row\)", rows["broken"]["FAILURES"]), rows["broken"]
     code, out, _ = await _run(["status", "--url", url, "--json", "--token", "tok"], tmp_path)
     assert code == 0
     assert [t["name"] for t in json.loads(out)["tasks"]] == ["fine", "broken"]

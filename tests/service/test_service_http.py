@@ -13,7 +13,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from tickwork import Scheduler
+from tickwork import Execution, ExecutionResult, Scheduler
 from tickwork.service import ComponentStatus, create_app, register_component
 from tickwork.testing import wait_for_runs, wait_until
 
@@ -109,6 +109,34 @@ async def test_history_records_recent_executions_bounded() -> None:
         assert starts == sorted(starts)
         assert all(e["outcome"] == "success" and e["duration"] >= 0 for e in entries)
         assert all(e["lateness"] >= 0 for e in entries)
+
+
+async def test_history_keeps_the_last_100_executions_by_default() -> None:
+    """Without ``history_size``, /history gives exactly a task's last 100 executions."""
+    finished: list[float] = []
+    release = asyncio.Event()
+
+    class Record:
+        def on_start(self, execution: Execution) -> None:
+            pass
+
+        def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+            finished.append(execution.started_at)
+
+    async def quick() -> None:
+        if len(finished) >= 130:
+            await release.wait()  # hold the 131st run so no execution ends while we compare
+
+    async with Scheduler(hooks=[Record()]) as scheduler:
+        app = create_app(scheduler, rate_limit=1000)
+        scheduler.schedule_task("quick", 0, quick)
+        async with serving(app) as client:
+            await wait_until(lambda: len(finished) >= 130, timeout=10)
+            history = (await client.get("/history", params={"task": "quick"})).json()
+            recorded = list(finished)
+            release.set()
+    assert len(recorded) == 130
+    assert [e["started_at"] for e in history["quick"]] == recorded[-100:]
 
 
 async def test_health_503_when_shutting_down_or_shut_down() -> None:

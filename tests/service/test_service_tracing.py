@@ -18,6 +18,8 @@ from tickwork import Scheduler
 from tickwork.service import TracingHook, tracing_hook
 from tickwork.testing import wait_until
 
+from .conftest import StartService
+
 pytestmark = pytest.mark.slow
 
 
@@ -101,3 +103,38 @@ def test_tracing_hook_without_opentelemetry_imports_nothing() -> None:
 def test_tracing_hook_available_with_opentelemetry() -> None:
     """With opentelemetry installed, tracing_hook() returns a TracingHook."""
     assert isinstance(tracing_hook(), TracingHook)
+
+
+TRACED_APP = """
+    import sys
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    def line(span):
+        return f"exported span {span.name!r} outcome={span.attributes['task.outcome']}\\n"
+
+    # Installed at import, as an app would: before `tickwork run` builds its scheduler.
+    provider = TracerProvider()
+    provider.add_span_processor(
+        SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr, formatter=line))
+    )
+    trace.set_tracer_provider(provider)
+
+    async def traced():
+        pass
+
+    def setup(scheduler):
+        scheduler.schedule_task("traced", 60, traced)
+"""
+
+
+async def test_tickwork_run_traces_executions_with_the_global_provider(
+    start_service: StartService,
+) -> None:
+    """``tickwork run`` adds the tracing hook, so executions reach the app's global provider."""
+    service = await start_service(TRACED_APP)
+    await service.wait_for_line(r"exported span 'task traced' outcome=success", timeout=10)
+    code, _ = await service.stop()
+    assert code == 0, service.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from playwright.async_api import (
     expect,
 )
 
-from .conftest import StartService
+from .conftest import StartService, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,14 +78,6 @@ MANY_APP = """
         for i in range(500):
             scheduler.schedule_task(f"task-{i:03d}", 1.0, nothing)
 """
-
-
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def require_chromium() -> None:
@@ -345,7 +336,8 @@ CANNED_STATUS = {
 async def test_states_components_sorting_and_filter_from_canned_status(
     start_service: StartService, page: Page
 ) -> None:
-    """Overdue, failing and stuck rows and component states render from a canned /status."""
+    """Overdue, failing and stuck rows, durations, uptime and components render from a canned
+    /status."""
     service = await start_service(APP)
 
     async def fulfil_status(route: Route) -> None:
@@ -364,8 +356,10 @@ async def test_states_components_sorting_and_filter_from_canned_status(
     await expect(cell(page, "wedged", 2)).to_have_text("stuck, running 700 s")
     await expect(row(page, "broken")).to_have_class("attention a-failing")
     await expect(row(page, "healthy")).to_have_class("")
+    await expect(cell(page, "healthy", 6)).to_have_text("500 ms")
     await expect(cell(page, "healthy", 7)).to_have_text("in 21 s")
     await expect(row(page, "broken").locator("summary")).to_have_text(f"ValueError: {EVIL}")
+    await expect(page.locator("#svc-uptime")).to_have_text("1 min 40 s")
     await expect(page.locator("#svc-stall")).to_have_text("1 stall event(s); last: stall of 2.5 s")
     await expect(page.locator("#svc-problems")).to_have_text("1 failing · 1 overdue · 1 stuck")
     component = page.locator("#component-list li")

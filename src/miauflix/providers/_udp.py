@@ -4,7 +4,9 @@ Each request is retransmitted after `base_timeout * 2**n` seconds (n = 0, 1, ...
 base is 15 s), and the whole exchange is bounded by the caller's overall timeout, so a silent
 tracker costs at most that. Answers whose transaction id is not the current request's are
 discarded (stale answers to earlier retransmissions, or spoofing); a connection id is reused
-for `connection_ttl` seconds (the spec: one minute).
+for `connection_ttl` seconds (the spec: one minute). An optional rate limiter spaces the scrape
+requests (one token per request of up to `MAX_HASHES` hashes; retransmissions and the connect
+that precedes a scrape take none, being already spaced by the backoff and the TTL).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import random
 import struct
 import urllib.parse
 from collections.abc import Callable, Sequence
+
+from aiolimiter import AsyncLimiter
 
 from miauflix.providers.errors import (
     BadResponse,
@@ -56,10 +60,20 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class UdpTrackerClient:
-    """One UDP tracker: its socket, its cached connection id, one exchange at a time."""
+    """One UDP tracker: its socket, its cached connection id, one exchange at a time.
+
+    `rate_limit` is scrape requests per second (None: no limit); the wait for the limiter is
+    part of the caller's overall timeout.
+    """
 
     def __init__(
-        self, url: str, provider: str, *, base_timeout: float, connection_ttl: float
+        self,
+        url: str,
+        provider: str,
+        *,
+        base_timeout: float,
+        connection_ttl: float,
+        rate_limit: float | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "udp" or not parts.hostname or parts.port is None:
@@ -76,6 +90,8 @@ class UdpTrackerClient:
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Datagrams | None = None
         self._connection: tuple[int, float] | None = None
+        # As in `_HttpEndpoint`: `rate_limit` tokens per second, bursts up to the rate.
+        self._limiter = None if rate_limit is None else AsyncLimiter(rate_limit, 1.0)
 
     def close(self) -> None:
         if self._transport is not None:
@@ -88,6 +104,8 @@ class UdpTrackerClient:
             results: list[tuple[int, int, int]] = []
             for start in range(0, len(info_hashes), MAX_HASHES):
                 chunk = info_hashes[start : start + MAX_HASHES]
+                if self._limiter is not None:
+                    await self._limiter.acquire()
                 results.extend(await self._scrape_chunk(chunk))
             return results
 

@@ -3,7 +3,9 @@
 HTTP trackers are scraped per BEP 48 (the announce URL's last path segment `announce...`
 becomes `scrape...`, one `info_hash` parameter per hash, a bencoded answer decoded with
 bencode2); UDP trackers per BEP 15 (see `miauflix.providers._udp`). `TrackerScraper.scrape`
-asks every tracker at once and keeps, per hash, the answer with the most seeders.
+asks every tracker at once and keeps, per hash, the answer with the most seeders. Each tracker
+has its own rate limiter (`rate_limit` scrape requests per second), so a slow or large scrape of
+one tracker never holds back another.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import bencode2
 import httpx
 
 from miauflix.providers._client import _ProviderClient
-from miauflix.providers._http import _Body, _HttpEndpoint
+from miauflix.providers._http import _Body, _check_positive, _HttpEndpoint
 from miauflix.providers._shape import ShapeError
 from miauflix.providers._status import ProviderStatus, _Health
 from miauflix.providers._udp import UdpTrackerClient
@@ -81,6 +83,10 @@ class TrackerScraper(_ProviderClient):
             `udp_base_timeout * 2**n` (BEP 15 says 15 s; lower it in tests).
         udp_connection_ttl: Seconds a UDP connection id is reused (BEP 15: 60).
         max_bytes: Largest HTTP scrape answer accepted.
+        rate_limit: Scrape requests per second to each tracker (every tracker has its own
+            limiter; bursts up to the rate), None for no limit. One request carries up to 50
+            hashes over HTTP, 74 over UDP. Over HTTP the wait does not count against
+            `timeout`; over UDP it does, `timeout` bounding the whole exchange.
         transport: An httpx transport to use instead of the network (tests).
 
     Raises:
@@ -98,6 +104,7 @@ class TrackerScraper(_ProviderClient):
         udp_base_timeout: float = 15.0,
         udp_connection_ttl: float = 60.0,
         max_bytes: int = 1024 * 1024,
+        rate_limit: float | None = 2.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         for name, value in (
@@ -107,11 +114,14 @@ class TrackerScraper(_ProviderClient):
         ):
             if not isinstance(value, int | float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if rate_limit is not None:
+            _check_positive("rate_limit", rate_limit)
         self.trackers = tuple(trackers)
         self.timeout = float(timeout)
         self.udp_base_timeout = float(udp_base_timeout)
         self.udp_connection_ttl = float(udp_connection_ttl)
         self.max_bytes = max_bytes
+        self.rate_limit = rate_limit
         self._transport = transport
         self._health: dict[str, _Health] = {}
         self._http: dict[str, _HttpEndpoint] = {}
@@ -143,6 +153,7 @@ class TrackerScraper(_ProviderClient):
                 provider,
                 base_timeout=self.udp_base_timeout,
                 connection_ttl=self.udp_connection_ttl,
+                rate_limit=self.rate_limit,
             )
             self._udp[tracker] = udp
             return udp
@@ -153,7 +164,7 @@ class TrackerScraper(_ProviderClient):
             f"{parts.scheme}://{parts.netloc}",
             timeout=self.timeout,
             max_bytes=self.max_bytes,
-            rate_limit=None,
+            rate_limit=self.rate_limit,
             health=health,
             transport=self._transport,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 import urllib.parse
@@ -235,6 +236,39 @@ async def test_no_trackers_needs_configuration() -> None:
         status = scraper.status()
     assert status.status == "needs_configuration"
     assert status.reason == "TRACKERS is not set"
+
+
+@pytest.mark.parametrize("kind", ["http", "udp"])
+async def test_rate_limiter_spaces_scrapes_per_tracker(
+    raw_http: StartHttp, udp_server: StartUdp, kind: str
+) -> None:
+    """With rate_limit=5, ten scrapes of one tracker take at least about one second."""
+    if kind == "http":
+        answer = {b"files": {bytes.fromhex(H1): {b"complete": 1}}}
+        http = await raw_http(replying(http_response(200, bencode2.bencode(answer))))
+        tracker = f"{http.url}/announce"
+    else:
+        udp = await udp_server(udp_tracker({H1: (1, 0, 0)}))
+        tracker = udp.url
+    async with TrackerScraper([tracker], timeout=5, udp_base_timeout=1, rate_limit=5) as scraper:
+        started = time.monotonic()
+        async with asyncio.timeout(10):
+            answers = await asyncio.gather(
+                *(scraper.scrape_tracker(tracker, [H1]) for _ in range(10))
+            )
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.8
+    assert all(a[H1].seeders == 1 for a in answers)
+    if kind == "http":
+        assert len(http.requests) == 10
+    else:
+        assert len(udp.packets) - connects(udp) == 10
+
+
+def test_bad_rate_limit_raises_value_error() -> None:
+    """A non-positive rate_limit raises ValueError naming it."""
+    with pytest.raises(ValueError, match="rate_limit must be a finite number > 0, got 0"):
+        TrackerScraper(["udp://t.test:1/announce"], rate_limit=0)
 
 
 @pytest.mark.parametrize(
