@@ -48,6 +48,8 @@ _log = logging.getLogger("tickwork.scheduler")
 _PARK_AFTER = 1.0
 # A run of identical failures is summarised in one ERROR line at most this often (seconds).
 SUMMARY_EVERY = 60.0
+# Runs without a wait between them re-read the logging level this often (see _main).
+_RECHECK_LOGGING = 64
 # With interval 0, exponential backoff starts from this many seconds.
 _BACKOFF_BASE_FOR_ZERO = 1.0
 
@@ -211,6 +213,11 @@ class TaskRunner:
         simple = self._is_async and self._timeout is None
         jitter = self._jitter
         debug = _log.isEnabledFor
+        verbose = debug(logging.DEBUG)
+        # Back-to-back runs (interval 0) ask the logger only every _RECHECK_LOGGING runs: the
+        # question costs as much as the rest of the bookkeeping. A level changed at run time
+        # still takes effect within microseconds.
+        recheck = _RECHECK_LOGGING
         while not self.cancelled:
             gate = scheduler._may_run
             if gate is not None and not gate(self.name):
@@ -220,7 +227,6 @@ class TaskRunner:
                 started = time()
                 self.state = "running"
                 self.last_started = started
-                verbose = debug(logging.DEBUG)
                 if verbose:
                     _log.debug("Executing task: %s", self.name, extra={"task": self.name})
                 execution = None
@@ -239,13 +245,8 @@ class TaskRunner:
                     self._end(execution, "failure", exc)
                     wait = self.deadline - time()
                 else:
-                    if not (
-                        verbose
-                        or self.consecutive_failures
-                        or scheduler._hooks
-                        or jitter
-                        or execution is not None
-                    ):
+                    # (A hook removed during the run leaves an execution nobody is told of.)
+                    if not (verbose or self.consecutive_failures or scheduler._hooks or jitter):
                         # The common success, recorded inline (the same as _end would).
                         finished = time()
                         self.runs += 1
@@ -258,7 +259,7 @@ class TaskRunner:
                     else:
                         self._end(execution, "success", None)
                         wait = self.deadline - time()
-                if self._thread is not None:
+                if not simple and self._thread is not None:
                     await self._join_thread()
                     wait = self.deadline - time()
             if self.cancelled:
@@ -268,6 +269,10 @@ class TaskRunner:
                 return
             if wait <= 0:
                 await _yield()
+                recheck -= 1
+                if not recheck:
+                    recheck = _RECHECK_LOGGING
+                    verbose = debug(logging.DEBUG)
                 continue
             wakeup: asyncio.Future[None] = loop.create_future()
             self._wakeup = wakeup
@@ -277,6 +282,7 @@ class TaskRunner:
             finally:
                 timer.cancel()
                 self._wakeup = None
+            verbose = debug(logging.DEBUG)
 
     async def _guarded(self) -> None:
         """Run a body that has a timeout or runs in a thread; raise what the body raised."""

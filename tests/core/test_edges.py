@@ -189,3 +189,26 @@ def test_core_imports_only_the_standard_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert result.stdout.strip() == ""
+
+
+async def test_debug_enabled_at_run_time_reaches_back_to_back_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Turning DEBUG on while an interval-0 task runs makes its runs log within a few runs."""
+    runs = 0
+
+    async def spin() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.001)  # let virtual time advance; the runs stay back to back
+
+    caplog.set_level(logging.INFO, logger="tickwork.scheduler")
+    async with Scheduler() as scheduler:
+        scheduler.schedule_task("spin", 0.0, spin)
+        await wait_until(lambda: runs >= 100, timeout=60)
+        assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
+        caplog.set_level(logging.DEBUG, logger="tickwork.scheduler")
+        switched = runs
+        await wait_until(lambda: runs >= switched + 200, timeout=60)
+    executing = [r for r in caplog.records if r.getMessage() == "Executing task: spin"]
+    assert len(executing) >= 200 - 64
