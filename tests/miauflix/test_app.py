@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +25,16 @@ SEED_TASKS = [
     ("updateSourcesStats", 2.0),
     ("resyncMovieSources", 5.0),
 ]
+# The seed's "Task Registration": which service method each task calls.
+SEED_METHODS = {
+    "refreshLists": ("lists", "ListSynchronizer.synchronize"),
+    "syncMovies": ("media", "MediaService.sync_movies"),
+    "syncIncompleteSeasons": ("media", "MediaService.sync_incomplete_seasons"),
+    "movieSourceSearch": ("sources", "SourceService.search_sources_for_movies"),
+    "dataFileSearch": ("sources", "SourceService.search_torrent_files_for_sources"),
+    "updateSourcesStats": ("sources", "SourceService.sync_stats_for_sources"),
+    "resyncMovieSources": ("sources", "SourceService.resync_movie_sources"),
+}
 
 
 async def _services(scheduler: Scheduler) -> dict[str, dict[str, object]]:
@@ -106,6 +118,37 @@ async def test_setup_registers_the_seed_tasks_with_their_intervals(tmp_path: Pat
             await scheduler.shutdown(grace=2)
             await app.aclose()
     assert [task.name for task in TASKS] == [name for name, _ in SEED_TASKS]
+
+
+async def test_each_task_calls_the_seed_method_of_the_app_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the seven tasks calls its seed method on the app's service: none is swapped."""
+    table = {t.name: (t.interval, t.service, t.method) for t in TASKS}
+    assert table == {
+        name: (interval, SEED_METHODS[name][0], SEED_METHODS[name][1].partition(".")[2])
+        for name, interval in SEED_TASKS
+    }
+    registered: dict[str, tuple[float, Callable[[], object]]] = {}
+    async with Scheduler() as scheduler:
+        schedule_task = scheduler.schedule_task
+
+        def spy(name: str, interval: float, task: Callable[[], object], **options: Any) -> None:
+            registered[name] = (interval, task)
+            schedule_task(name, interval, task, **options)
+
+        monkeypatch.setattr(scheduler, "schedule_task", spy)
+        app = await setup(scheduler, settings=_settings(tmp_path))
+        try:
+            assert list(registered) == [name for name, _ in SEED_TASKS]
+            for name, interval in SEED_TASKS:
+                service, qualname = SEED_METHODS[name]
+                assert registered[name][0] == interval
+                assert registered[name][1].__qualname__ == qualname, name
+                assert type(getattr(app, service)).__qualname__ == qualname.partition(".")[0]
+        finally:
+            await scheduler.shutdown(grace=2)
+            await app.aclose()
 
 
 async def test_configured_providers_are_used_without_a_simulator(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,9 +27,19 @@ SEED_TASKS = [
     ("updateSourcesStats", 2.0),
     ("resyncMovieSources", 5.0),
 ]
-FREQUENT = ("syncIncompleteSeasons", "movieSourceSearch", "dataFileSearch", "updateSourcesStats")
+FREQUENT = (
+    "syncIncompleteSeasons",
+    "movieSourceSearch",
+    "dataFileSearch",
+    "updateSourcesStats",
+    "resyncMovieSources",
+)
+RESYNC_INTERVAL = 5.0
 BUILT = ("lists", "sources", "sources_with_file", "sources_with_stats")
 GRACE = 5.0
+# Seconds a fixed-delay start may come after its due time on a busy 2-core machine (the
+# event loop's lag; /status calls a task overdue from 0.1 s).
+LATE = 0.5
 # Variables of the developer's shell that would change what the service does.
 _OWN_VARIABLES = (
     "TICKWORK_",
@@ -113,6 +124,18 @@ def _runs(document: dict[str, Any]) -> dict[str, int]:
     return {task["name"]: task["runs"] for task in document["tasks"]}
 
 
+async def _check_resync_spacing(service: ServiceProcess, client: httpx.AsyncClient) -> None:
+    """`resyncMovieSources` ran at least twice, each start 5 s after the previous run ended."""
+    response = await client.get(service.url("/history"), params={"task": "resyncMovieSources"})
+    assert response.status_code == 200, response.text
+    runs = response.json()["resyncMovieSources"]
+    assert len(runs) >= 2, runs
+    for before, after in itertools.pairwise(runs):
+        gap = after["started_at"] - (before["started_at"] + before["duration"])
+        # Fixed delay: never early (0.05 s for the wall clock against the monotonic one).
+        assert RESYNC_INTERVAL - 0.05 <= gap <= RESYNC_INTERVAL + LATE, runs
+
+
 def _check_database(path: Path) -> dict[str, Any]:
     """Integrity check and no half-written rows; return row counts and the checkpoint."""
     connection = sqlite3.connect(path)
@@ -166,7 +189,8 @@ async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
 
         built = await _wait_until_built(service, client, timeout=60)
         assert [(t["name"], t["interval"]) for t in built["tasks"]] == SEED_TASKS
-        later = await _wait_for_runs(service, client, _runs(built), timeout=15)
+        later = await _wait_for_runs(service, client, _runs(built), timeout=30)
+        await _check_resync_spacing(service, client)
         for task in later["tasks"]:
             assert task["timeout"] is not None
             assert not task["stuck"], task
@@ -178,7 +202,9 @@ async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
 
         code, took = await service.stop()
         assert code == 0, service.output
-        assert took <= GRACE + 1.5
+        # The issue's "clean exit within the grace period": the lists and movie changes are
+        # done and the other tasks are short, so it takes well under GRACE (about 0.6 s).
+        assert took <= GRACE, took
         first = _check_database(database)
         assert first["movie"] == first["distinct_movies"] <= 300
         assert first["files"] > 0
@@ -186,7 +212,7 @@ async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
 
         again = await start_service()
         resumed = await _wait_until_built(again, client, timeout=30)
-        await _wait_for_runs(again, client, _runs(resumed), timeout=15)
+        await _wait_for_runs(again, client, _runs(resumed), timeout=30)
         code, _ = await again.stop()
         assert code == 0, again.output
 
@@ -214,7 +240,8 @@ async def test_demo_service_keeps_its_cadence_with_a_faulty_simulator(
         )
         built = await _wait_until_built(service, client, timeout=80)
         before = _runs(built)
-        later = await _wait_for_runs(service, client, before, timeout=20)
+        later = await _wait_for_runs(service, client, before, timeout=30)
+        await _check_resync_spacing(service, client)
         for task in later["tasks"]:
             assert not task["stuck"], task
             # Provider errors are handled per item: none reaches the scheduler as a failure.
@@ -226,6 +253,8 @@ async def test_demo_service_keeps_its_cadence_with_a_faulty_simulator(
         assert providers["yts"]["details"]["failures"] > 0  # the faults were really there
         code, took = await service.stop()
         assert code == 0, service.output
-        assert took <= GRACE + 1.5
+        # Not within GRACE here: a list refresh still retrying the flaky TMDB can outlive the
+        # grace period; it is cancelled at GRACE (as designed) and the exit follows at once.
+        assert took <= GRACE + 1.5, took
     assert "Traceback" not in service.output
     _check_database(tmp_path / "data" / "miauflix.sqlite3")

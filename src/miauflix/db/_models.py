@@ -329,6 +329,9 @@ class MovieSource(Base):
     last_stats_check: Mapped[datetime | None]
     next_stats_check_at: Mapped[datetime | None]
     stats_failures: Mapped[int] = mapped_column(default=0)
+    # The wait the last successful check chose (next - last check), in seconds: a failed
+    # check moves next_stats_check_at to a retry time, so the two columns no longer tell it.
+    stats_wait_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

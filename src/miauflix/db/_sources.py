@@ -532,7 +532,8 @@ async def record_stats(
         seeders: Seeders, >= 0.
         leechers: Leechers, >= 0.
         checked_at: When the tracker answered (aware): `last_stats_check`.
-        next_check_at: The next check (aware).
+        next_check_at: The next check (aware); `next_check_at - checked_at` is kept as
+            `stats_wait_seconds`, the previous wait of the next check's volatility rule.
 
     Raises:
         ValueError: A count is negative or a datetime is naive.
@@ -551,6 +552,7 @@ async def record_stats(
             leechers=leechers,
             last_stats_check=checked_at,
             next_stats_check_at=next_check_at,
+            stats_wait_seconds=(next_check_at - checked_at).total_seconds(),
             stats_failures=0,
             updated_at=checked_at,
         )
@@ -564,6 +566,9 @@ async def record_stats_failure(
     session: AsyncSession, source_id: int, *, next_check_at: datetime
 ) -> int:
     """Count a failed stats check (no tracker answered) and set the next check.
+
+    `last_stats_check` and `stats_wait_seconds` keep the last successful check's values, so
+    the retry delay never passes for the volatility wait.
 
     Args:
         session: The session.

@@ -409,11 +409,13 @@ class SourceService:
         return updated
 
     def _next_wait(self, source: MovieSource, result: ScrapeResult) -> float:
-        previous: float | None = None
-        if source.last_stats_check is not None and source.next_stats_check_at is not None:
-            previous = (source.next_stats_check_at - source.last_stats_check).total_seconds()
-            if not math.isfinite(previous) or previous <= 0:
-                previous = None
+        # Not next_stats_check_at - last_stats_check: after a failed check the former is a
+        # retry time, and the outage would count as the previous wait (with a 5-10 % change,
+        # a day of tracker errors turned a 6 h wait into 30 h). Covered by
+        # test_a_failed_check_does_not_stretch_the_next_volatility_wait.
+        previous = source.stats_wait_seconds
+        if previous is not None and (not math.isfinite(previous) or previous <= 0):
+            previous = None
         return stats_wait(
             previous,
             (source.seeders, source.leechers),
