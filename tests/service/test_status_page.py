@@ -326,9 +326,11 @@ CANNED_STATUS = {
         task("late", next_run_at=995.0, overdue_by=5.0),
         task("broken", failures=2, consecutive_failures=2, last_error=f"ValueError: {EVIL}"),
         task("wedged", state="running", running_for=700.0, stuck=True, next_run_at=None),
+        task("hourly", interval=5400.0, next_run_at=1000.0 + 3568),
     ],
     "services": {
         "tmdb": {"status": "needs_configuration", "reason": f"set TMDB_TOKEN {EVIL}"},
+        "catalog": {"status": "ready", "details": {"movies": 180, EVIL: 3, "nested": {"x": 1}}},
     },
 }
 
@@ -349,7 +351,7 @@ async def test_states_components_sorting_and_filter_from_canned_status(
     await page.route(re.compile(r"/status$"), fulfil_status)
     await page.route(re.compile(r"/history\?"), fulfil_history)
     await page.goto(service.url("/"))
-    await expect(page.locator("#rows tr")).to_have_count(4, timeout=WAIT)
+    await expect(page.locator("#rows tr")).to_have_count(5, timeout=WAIT)
 
     await expect(cell(page, "late", 2)).to_have_text("overdue by 5 s")
     await expect(row(page, "late")).to_have_class("attention a-overdue")
@@ -359,17 +361,22 @@ async def test_states_components_sorting_and_filter_from_canned_status(
     await expect(cell(page, "healthy", 6)).to_have_text("500 ms")
     await expect(cell(page, "healthy", 7)).to_have_text("in 21 s")
     await expect(row(page, "broken").locator("summary")).to_have_text(f"ValueError: {EVIL}")
+    await expect(cell(page, "hourly", 1)).to_have_text("1.5 h")
+    await expect(cell(page, "hourly", 7)).to_have_text("in 59 min")
     await expect(page.locator("#svc-uptime")).to_have_text("1 min 40 s")
     await expect(page.locator("#svc-stall")).to_have_text("1 stall event(s); last: stall of 2.5 s")
     await expect(page.locator("#svc-problems")).to_have_text("1 failing · 1 overdue · 1 stuck")
-    component = page.locator("#component-list li")
+    component = page.locator("#component-list li").first
     await expect(component.locator(".badge")).to_have_text("needs configuration")
     await expect(component).to_contain_text(f"set TMDB_TOKEN {EVIL}")
+    # Scalar details on one line, as text; nested values are left out.
+    catalog = page.locator("#component-list li").nth(1)
+    await expect(catalog.locator(".details")).to_have_text(f"movies 180 · {EVIL} 3")
     assert await page.locator("img").count() == 0
 
     names = page.locator("#rows tr:not([hidden]) td.name")
-    await expect(names).to_have_text(["healthy", "late", "broken", "wedged"])
+    await expect(names).to_have_text(["healthy", "late", "broken", "wedged", "hourly"])
     await page.locator("#attention").check()
-    await expect(names).to_have_text(["wedged", "broken", "late", "healthy"])
+    await expect(names).to_have_text(["wedged", "broken", "late", "healthy", "hourly"])
     await page.locator("#filter").fill("BRO")
     await expect(names).to_have_text(["broken"])

@@ -51,6 +51,15 @@
     return pair(Math.floor(s / 86400), "d", Math.floor((s % 86400) / 3600), "h");
   }
   const whole = (s) => Math.max(0, Math.round(s)) + " s";
+  // One unit, for narrow cells: "45 s", "59 min", "1.5 h".
+  function compact(s) {
+    if (!(s >= 60)) return whole(s);
+    const [size, unit] = s >= 86400 ? [86400, "d"] : s >= 3600 ? [3600, "h"] : [60, "min"];
+    return +(s / size).toFixed(s < 10 * size ? 1 : 0) + " " + unit;
+  }
+  // A component's scalar details on one line: "lists 3 · movies 180".
+  const detailLine = (d) => Object.entries(d || {})
+    .filter(([, v]) => typeof v !== "object").map(([k, v]) => k + " " + v).join(" · ").slice(0, 200);
 
   async function get(url) {
     const ctl = new AbortController();
@@ -154,7 +163,13 @@
       let c = components.get(name);
       if (!c) {
         const li = el("li", "", $("component-list"));
-        c = { li, name: el("span", "name", li), badge: el("span", "badge", li), reason: el("span", "muted", li) };
+        c = {
+          li,
+          name: el("span", "name", li),
+          badge: el("span", "badge", li),
+          reason: el("span", "muted", li),
+          details: el("span", "muted details", li),
+        };
         text(c.name, name);
         components.set(name, c);
       }
@@ -163,6 +178,7 @@
       text(c.badge, status.replace("_", " "));
       c.badge.className = "badge s-" + status.replace(/[^a-z_]/g, "");
       text(c.reason, s.reason ? String(s.reason) : "");
+      text(c.details, detailLine(s.details));
     }
     for (const [name, c] of components) {
       if (!Object.hasOwn(services, name)) { c.li.remove(); components.delete(name); }
@@ -253,7 +269,7 @@
     }
     text(rec.state, state);
     if (rec.state.className !== "badge s-" + cls) rec.state.className = "badge s-" + cls;
-    text(rec.interval, secs(t.interval));
+    text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
     text(rec.runsCell, String(t.runs));
     text(rec.failCell, String(t.failures));
     text(rec.rowCell, String(t.consecutive_failures));
@@ -262,7 +278,7 @@
     let next = "–";
     if (t.state === "scheduled" && t.next_run_at != null) {
       const due = t.next_run_at - now;
-      next = due > 0 ? "in " + whole(Math.ceil(due)) : "due";
+      next = due > 0 ? "in " + compact(Math.ceil(due)) : "due";
     }
     text(rec.next, next);
     const error = t.last_error == null ? "" : String(t.last_error);
