@@ -176,6 +176,23 @@ def _check_database(path: Path) -> dict[str, Any]:
         connection.close()
 
 
+def _check_resynced(path: Path) -> None:
+    """Some movie was resynced and no source of a resynced movie still lacks date or type."""
+    connection = sqlite3.connect(path)
+    try:
+        resynced: int = connection.execute(
+            "SELECT count(*) FROM movie WHERE resync_attempts > 0"
+        ).fetchone()[0]
+        incomplete = connection.execute(
+            "SELECT count(*) FROM movie_source s JOIN movie m ON m.id = s.movie_id"
+            " WHERE m.resync_attempts > 0 AND (s.uploaded_at IS NULL OR s.source_type IS NULL)"
+        ).fetchone()
+    finally:
+        connection.close()
+    assert resynced > 0
+    assert incomplete == (0,)
+
+
 @pytest.mark.timeout(150)
 async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
     start_service: StartService, tmp_path: Path
@@ -209,6 +226,9 @@ async def test_demo_service_builds_the_catalogue_stops_cleanly_and_resumes(
         assert first["movie"] == first["distinct_movies"] <= 300
         assert first["files"] > 0
         assert first["checkpoint"] is not None
+        # The simulator lists some movies without upload dates or types at first (as YTS does
+        # for fresh entries); resyncMovieSources (every 5 s, due at once) has filled some.
+        _check_resynced(database)
 
         again = await start_service()
         resumed = await _wait_until_built(again, client, timeout=30)

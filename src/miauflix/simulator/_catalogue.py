@@ -7,6 +7,11 @@ has its own set of changed movies, revealed as the day goes by) and each torrent
 
 Every random draw comes from a `random.Random` seeded with a string naming the seed and the item,
 so one item's data does not depend on how many other items were generated before it.
+
+The catalogue also fixes which movies are "fresh" on YTS (`first_listing_gaps`): for about a
+sixth of the movies with sources, the first listing a simulator serves lacks the upload date
+and/or type of some torrents, as real YTS does for entries it has just added; the draws use
+their own stream, so the rest of the catalogue is the same as without them.
 """
 
 from __future__ import annotations
@@ -15,13 +20,30 @@ import datetime as dt
 import math
 import random
 
-from miauflix.simulator._models import MOVIE_GENRES, TV_GENRES, Movie, Season, Show, Source
+from miauflix.simulator._models import (
+    MOVIE_GENRES,
+    TV_GENRES,
+    FreshGap,
+    Movie,
+    Season,
+    Show,
+    Source,
+)
 from miauflix.simulator._text import ADJECTIVES, NOUNS, YOUTUBE, date_between, image_path, sentence
 from miauflix.simulator._torrents import TorrentSpec
 
-__all__ = ["Catalogue"]
+__all__ = ["FRESH_SHARE", "Catalogue"]
 
 _EPOCH_2026 = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
+
+FRESH_SHARE = 0.175
+"""Share of the movies with sources whose first YTS listing lacks some torrents' data."""
+
+_FRESH_GAPS: tuple[frozenset[FreshGap], ...] = (
+    frozenset({"uploaded_at"}),
+    frozenset({"type"}),
+    frozenset({"uploaded_at", "type"}),
+)
 
 
 class Catalogue:
@@ -65,6 +87,7 @@ class Catalogue:
         self._sources = {
             source.info_hash: (source, movie) for movie in self.movies for source in movie.sources
         }
+        self._fresh = self._fresh_movies()
 
     def __repr__(self) -> str:
         return (
@@ -87,6 +110,16 @@ class Catalogue:
     def source(self, info_hash: bytes) -> tuple[Source, Movie] | None:
         """The source with this 20-byte info hash and its movie, or None."""
         return self._sources.get(info_hash)
+
+    def first_listing_gaps(self, tmdb_id: int) -> dict[bytes, frozenset[FreshGap]]:
+        """What the first YTS listing of a movie leaves out, by torrent info hash.
+
+        A fixed share of the movies with sources (`FRESH_SHARE`, rounded, chosen by the
+        seed) are "fresh": at least one of their torrents lacks its upload date
+        (`uploaded_at`), its type (`type`) or both in the first answer about them; later
+        answers are complete. Empty for every other movie (and unknown ids).
+        """
+        return dict(self._fresh.get(tmdb_id, {}))
 
     @property
     def sources(self) -> list[Source]:
@@ -121,6 +154,20 @@ class Catalogue:
         chosen = rng.sample(self.movies, size)
         stamped = sorted((rng.randrange(86_400), movie.tmdb_id) for movie in chosen)
         return [tmdb_id for offset, tmdb_id in stamped if midnight + offset <= now]
+
+    def _fresh_movies(self) -> dict[int, dict[bytes, frozenset[FreshGap]]]:
+        listed = [movie for movie in self.movies if movie.sources]
+        chosen = random.Random(f"{self.seed}:fresh").sample(
+            listed, round(len(listed) * FRESH_SHARE)
+        )
+        fresh: dict[int, dict[bytes, frozenset[FreshGap]]] = {}
+        for movie in chosen:
+            rng = random.Random(f"{self.seed}:fresh:{movie.tmdb_id}")
+            torrents = rng.sample(movie.sources, rng.randint(1, len(movie.sources)))
+            fresh[movie.tmdb_id] = {
+                source.info_hash: rng.choice(_FRESH_GAPS) for source in torrents
+            }
+        return fresh
 
     def _movie(self, tmdb_id: int, index: int, imdb_number: int) -> Movie:
         rng = random.Random(f"{self.seed}:movie:{tmdb_id}")

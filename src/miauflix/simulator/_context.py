@@ -24,6 +24,9 @@ class Context:
     udp_url: str = ""
     # Set when the simulator stops: hanging requests and latency sleeps end at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    # TMDB ids of the movies YTS has been asked about by IMDb id: their next listings are
+    # complete (`Catalogue.first_listing_gaps` applies to the first one only).
+    yts_listed: set[int] = field(default_factory=set)
 
     @property
     def trackers(self) -> tuple[str, ...]:

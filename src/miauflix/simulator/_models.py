@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Literal
 
 from miauflix.simulator._text import ADJECTIVES, NOUNS, image_path, sentence
 from miauflix.simulator._torrents import TorrentSpec
@@ -14,6 +15,7 @@ __all__ = [
     "MOVIE_GENRES",
     "TV_GENRES",
     "Episode",
+    "FreshGap",
     "Movie",
     "Season",
     "Show",
@@ -64,6 +66,9 @@ TV_GENRES: dict[int, str] = {
 }
 """TMDB's TV genres (`/genre/tv/list`), id to name."""
 
+
+FreshGap = Literal["uploaded_at", "type"]
+"""A `Source` attribute YTS leaves out of a torrent it has just added."""
 
 _SWARM_BUCKET = 300.0  # seconds during which a swarm's counts stay put
 

@@ -1,9 +1,17 @@
-"""YTS API v2 routes (mounted at `/yts`) and the torrent cache (mounted at `/cache`)."""
+"""YTS API v2 routes (mounted at `/yts`) and the torrent cache (mounted at `/cache`).
+
+The first `list_movies.json?query_term=<imdb id>` answer about a "fresh" movie (see
+`Catalogue.first_listing_gaps`) leaves `date_uploaded`/`date_uploaded_unix` and/or `type` out
+of some torrents, as YTS does for entries it has just added; every later answer about it is
+complete. "First" is per simulator and counts every answer the route produced, including one
+a `truncate` fault then cut (the client saw no usable data, and the next answer is complete).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from miauflix.simulator._context import Context
-from miauflix.simulator._models import MOVIE_GENRES, Movie, Source
+from miauflix.simulator._models import MOVIE_GENRES, FreshGap, Movie, Source
 from miauflix.simulator._torrents import TorrentSpec
 
 _IMDB = re.compile(r"tt\d{7,8}")
@@ -29,10 +37,18 @@ def _uploaded(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def yts_torrent(source: Source, base_url: str, now: float) -> dict[str, Any]:
-    """One entry of a YTS movie's `torrents` list."""
+_GAP_KEYS: dict[FreshGap, tuple[str, ...]] = {
+    "uploaded_at": ("date_uploaded", "date_uploaded_unix"),
+    "type": ("type",),
+}
+
+
+def yts_torrent(
+    source: Source, base_url: str, now: float, gaps: frozenset[FreshGap] = frozenset()
+) -> dict[str, Any]:
+    """One entry of a YTS movie's `torrents` list, without the keys of `gaps`."""
     swarm = source.swarm(now)
-    return {
+    torrent = {
         "url": f"{base_url}/yts/torrent/download/{source.hex_hash}",
         "hash": source.hex_hash,
         "quality": source.quality,
@@ -48,10 +64,20 @@ def yts_torrent(source: Source, base_url: str, now: float) -> dict[str, Any]:
         "date_uploaded": _uploaded(source.uploaded_at),
         "date_uploaded_unix": source.uploaded_at,
     }
+    for gap in gaps:
+        for key in _GAP_KEYS[gap]:
+            del torrent[key]
+    return torrent
 
 
-def yts_movie(movie: Movie, base_url: str, now: float) -> dict[str, Any]:
-    """A movie as YTS's `list_movies.json` shows it."""
+def yts_movie(
+    movie: Movie,
+    base_url: str,
+    now: float,
+    gaps: Mapping[bytes, frozenset[FreshGap]] | None = None,
+) -> dict[str, Any]:
+    """A movie as YTS's `list_movies.json` shows it; `gaps` leaves torrents' keys out."""
+    gaps = gaps or {}
     slug = re.sub(r"[^a-z0-9]+", "-", f"{movie.title} {movie.release_date.year}".lower())
     images = f"{base_url}/yts/assets/images/movies/{slug}"
     added = min(source.uploaded_at for source in movie.sources)
@@ -79,7 +105,10 @@ def yts_movie(movie: Movie, base_url: str, now: float) -> dict[str, Any]:
         "medium_cover_image": f"{images}/medium-cover.jpg",
         "large_cover_image": f"{images}/large-cover.jpg",
         "state": "ok",
-        "torrents": [yts_torrent(source, base_url, now) for source in movie.sources],
+        "torrents": [
+            yts_torrent(source, base_url, now, gaps.get(source.info_hash, frozenset()))
+            for source in movie.sources
+        ],
         "date_uploaded": _uploaded(added),
         "date_uploaded_unix": added,
     }
@@ -126,6 +155,14 @@ def yts_routes(context: Context) -> list[Route]:
     """`/api/v2/list_movies.json` and the torrent download URL it advertises."""
     catalogue = context.catalogue
 
+    def first_gaps(movie: Movie) -> dict[bytes, frozenset[FreshGap]]:
+        # Only answers by IMDb id count (what the source search and resync ask), so a browse
+        # of the whole list does not use up a fresh movie's incomplete first listing.
+        if movie.tmdb_id in context.yts_listed:
+            return {}
+        context.yts_listed.add(movie.tmdb_id)
+        return catalogue.first_listing_gaps(movie.tmdb_id)
+
     async def list_movies(request: Request) -> Response:
         limit = _int(request, "limit", 20, 1, 50)
         page = _int(request, "page", 1, 1, 1_000_000)
@@ -136,7 +173,8 @@ def yts_routes(context: Context) -> list[Route]:
             )
         term = request.query_params.get("query_term", "").strip()
         listed = [movie for movie in catalogue.movies if movie.sources]
-        if _IMDB.fullmatch(term):
+        by_imdb = _IMDB.fullmatch(term) is not None
+        if by_imdb:
             listed = [movie for movie in listed if movie.imdb_id == term]
         elif term and term != "0":
             listed = [movie for movie in listed if term.lower() in movie.title.lower()]
@@ -148,7 +186,10 @@ def yts_routes(context: Context) -> list[Route]:
         chosen = listed[(page - 1) * limit : page * limit]
         # Real YTS leaves `movies` out entirely when nothing matches.
         if chosen:
-            data["movies"] = [yts_movie(movie, context.base_url, now) for movie in chosen]
+            data["movies"] = [
+                yts_movie(movie, context.base_url, now, first_gaps(movie) if by_imdb else None)
+                for movie in chosen
+            ]
         return JSONResponse(
             {
                 "status": "ok",

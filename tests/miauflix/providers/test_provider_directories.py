@@ -53,7 +53,11 @@ def yts_torrent(info_hash: str, quality: str, kind: str = "web") -> dict[str, ob
 
 async def test_yts_sources_match_the_catalogue(providers: Providers, sim: Simulator) -> None:
     """A movie's YTS torrents become candidates with hash, quality, type, size and upload time."""
-    movie = next(m for m in sim.catalogue.movies if m.imdb_id and m.sources)
+    movie = next(
+        m
+        for m in sim.catalogue.movies
+        if m.imdb_id and m.sources and not sim.catalogue.first_listing_gaps(m.tmdb_id)
+    )
     assert movie.imdb_id is not None
     sources = await providers.yts.search(movie.imdb_id)
     assert sorted(s.info_hash for s in sources) == sorted(s.hex_hash.lower() for s in movie.sources)
@@ -107,6 +111,20 @@ async def test_yts_published_shape(raw_http: Start) -> None:
     )
     assert sources[0].uploaded_at == dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert "query_term=tt0137523" in server.requests[0].split("\r\n")[0]
+
+
+async def test_yts_torrent_without_upload_date_or_type_has_none(raw_http: Start) -> None:
+    """A torrent YTS lists without `date_uploaded*` or `type` (just added) parses with None."""
+    bare = {k: v for k, v in yts_torrent(HASH, "1080p").items() if not k.startswith("date")}
+    untyped = {k: v for k, v in yts_torrent("b" * 40, "720p").items() if k != "type"}
+    answer = yts_answer({"imdb_code": "tt0137523", "torrents": [bare, untyped]})
+    server = await raw_http(replying(json_response(answer)))
+    async with YtsDirectory(server.url, rate_limit=None) as yts:
+        sources = await yts.search("tt0137523")
+    assert [(s.uploaded_at, s.source_type) for s in sources] == [
+        (None, "web"),
+        (dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC), None),
+    ]
 
 
 @pytest.mark.parametrize(

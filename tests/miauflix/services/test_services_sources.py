@@ -474,6 +474,39 @@ async def test_resync_fills_missing_upload_date_and_type(
     assert await sources.resync_movie_sources() == 0
 
 
+async def test_a_movie_first_listed_with_gaps_is_resynced_complete(
+    sources: SourceService, database: Database, sim: Simulator, clock: FakeClock
+) -> None:
+    """Searched while YTS lacked some dates or types, a movie is queued; one resync fills them."""
+    catalogue = sim.catalogue
+    complete = next(m for m in _with_sources(sim) if not catalogue.first_listing_gaps(m.tmdb_id))
+    fresh = next(m for m in _with_sources(sim) if catalogue.first_listing_gaps(m.tmdb_id))
+    gaps = catalogue.first_listing_gaps(fresh.tmdb_id)
+    await _searched(database, sources, complete)
+    await _searched(database, sources, fresh)
+    assert (await _movie(database, complete.tmdb_id)).next_resync_at is None
+    assert (await _movie(database, fresh.tmdb_id)).next_resync_at == clock.now
+    stored = {s.info_hash: s for s in await _sources(database)}
+    for source in fresh.sources:
+        gap = gaps.get(source.info_hash, frozenset())
+        row = stored[source.info_hash.hex()]
+        assert (row.uploaded_at is None, row.source_type is None) == (
+            "uploaded_at" in gap,
+            "type" in gap,
+        )
+
+    assert await sources.resync_movie_sources() == 1
+
+    stored = {s.info_hash: s for s in await _sources(database)}
+    for source in fresh.sources:
+        row = stored[source.info_hash.hex()]
+        assert row.source_type == source.type
+        assert row.uploaded_at == dt.datetime.fromtimestamp(source.uploaded_at, dt.UTC)
+    resynced = await _movie(database, fresh.tmdb_id)
+    assert (resynced.next_resync_at, resynced.resync_attempts) == (None, 1)
+    assert await sources.resync_movie_sources() == 0
+
+
 async def test_a_failing_resync_records_progress_and_gives_up(
     sources: SourceService, database: Database, sim: Simulator, clock: FakeClock
 ) -> None:

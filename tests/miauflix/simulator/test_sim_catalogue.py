@@ -72,6 +72,31 @@ def test_most_movies_have_sources_but_not_all() -> None:
     assert {s.type for s in catalogue.sources} == {"web", "bluray"}
 
 
+def test_fresh_movies_are_a_seed_chosen_share_with_gaps_in_their_own_torrents() -> None:
+    """About a sixth of the movies with sources are fresh, the same ones for the same seed."""
+    catalogue = Catalogue(seed=42, movies=300, shows=0)
+    with_sources = [m for m in catalogue.movies if m.sources]
+    fresh = {m.tmdb_id: catalogue.first_listing_gaps(m.tmdb_id) for m in with_sources}
+    fresh = {tmdb_id: gaps for tmdb_id, gaps in fresh.items() if gaps}
+    assert 0.15 <= len(fresh) / len(with_sources) <= 0.2
+    for movie in with_sources:
+        gaps = fresh.get(movie.tmdb_id, {})
+        assert set(gaps) <= {s.info_hash for s in movie.sources}
+        assert all(gap and gap <= {"uploaded_at", "type"} for gap in gaps.values())
+    assert {gap for gaps in fresh.values() for gap in gaps.values()} == {
+        frozenset({"uploaded_at"}),
+        frozenset({"type"}),
+        frozenset({"uploaded_at", "type"}),
+    }
+    assert all(
+        not catalogue.first_listing_gaps(m.tmdb_id) for m in catalogue.movies if not m.sources
+    )
+    again = Catalogue(seed=42, movies=300, shows=0)
+    assert {m.tmdb_id: again.first_listing_gaps(m.tmdb_id) for m in again.movies if m.sources} == {
+        m.tmdb_id: catalogue.first_listing_gaps(m.tmdb_id) for m in with_sources
+    }
+
+
 def test_info_hash_is_sha1_of_the_bencoded_info_dict() -> None:
     """Each source's info hash is the SHA-1 of its torrent's bencoded `info` dictionary."""
     catalogue = Catalogue(seed=5, movies=20, shows=0)

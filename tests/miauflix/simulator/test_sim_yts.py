@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,20 @@ TORRENT_FIELDS = {
 
 
 def _with_sources(sim: Simulator) -> Movie:
-    return next(m for m in sim.catalogue.movies if m.sources)
+    """The first movie with sources whose first listing is complete (not a fresh one)."""
+    return next(
+        m
+        for m in sim.catalogue.movies
+        if m.sources and not sim.catalogue.first_listing_gaps(m.tmdb_id)
+    )
+
+
+def _missing(body: dict[str, Any]) -> dict[str, set[str]]:
+    """The torrent fields each torrent of a one-movie answer lacks, by hash (complete: absent)."""
+    [movie] = body["data"]["movies"]
+    return {
+        t["hash"]: TORRENT_FIELDS - set(t) for t in movie["torrents"] if TORRENT_FIELDS - set(t)
+    }
 
 
 async def _yts(client: httpx.AsyncClient, sim: Simulator, **params: str) -> httpx.Response:
@@ -141,3 +155,34 @@ async def test_some_torrents_are_only_at_the_direct_url(
     assert cached.status_code == 404
     assert direct.status_code == 200
     assert torf.Torrent.read_stream(io.BytesIO(direct.content)).infohash == source.info_hash.hex()
+
+
+async def test_first_listing_of_a_fresh_movie_lacks_upload_date_or_type(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    """A fresh movie's first answer lacks its gaps' keys, its second has them; others have all."""
+    catalogue = sim.catalogue
+    fresh = next(m for m in catalogue.movies if catalogue.first_listing_gaps(m.tmdb_id))
+    complete = _with_sources(sim)
+    keys = {"uploaded_at": {"date_uploaded", "date_uploaded_unix"}, "type": {"type"}}
+    expected = {
+        info_hash.hex().upper(): set().union(*(keys[gap] for gap in gaps))
+        for info_hash, gaps in catalogue.first_listing_gaps(fresh.tmdb_id).items()
+    }
+    assert fresh.imdb_id is not None
+    assert complete.imdb_id is not None
+
+    first = (await _yts(client, sim, query_term=fresh.imdb_id)).json()
+    second = (await _yts(client, sim, query_term=fresh.imdb_id)).json()
+    assert (first["status"], len(first["data"]["movies"][0]["torrents"])) == (
+        "ok",
+        len(fresh.sources),
+    )
+    assert _missing(first) == expected
+    assert _missing(second) == {}
+    assert _missing((await _yts(client, sim, query_term=complete.imdb_id)).json()) == {}
+
+    size = {"movies": len(catalogue.movies), "shows": len(catalogue.shows)}
+    async with Simulator(seed=catalogue.seed, **size) as again:
+        # Same seed, new simulator: the same movie's first answer lacks the same keys.
+        assert _missing((await _yts(client, again, query_term=fresh.imdb_id)).json()) == expected
