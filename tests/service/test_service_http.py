@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -252,3 +254,44 @@ async def test_two_apps_have_separate_metric_registries() -> None:
             await wait_for_runs(first, "only_in_first", 1, timeout=5)
             assert 'task="only_in_first"' in (await one.get("/metrics")).text
             assert "only_in_first" not in (await two.get("/metrics")).text
+
+
+async def test_full_history_is_the_same_json_as_per_task_and_leaves_the_loop_responsive() -> None:
+    """/history of every task equals the per-task answers, and encoding it never blocks the loop
+    for as long as encoding it in one go takes."""
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, history_size=100, rate_limit=1000)
+        runtime = app.state.tickwork
+        for i in range(500):
+            scheduler.schedule_task(f"task-{i}", 3600, lambda: None, run_immediately=False)
+        # Fill every ring through the hook itself, as finished executions would.
+        for i in range(500):
+            for n in range(100):
+                execution = Execution(f"task-{i}", 3600.0, n + 1, 1000.0 + n, 1000.0 + n, 0.0)
+                result = ExecutionResult("success", 0.001, 1000.0 + n, None)
+                runtime.history.on_finish(execution, result)
+        began = time.perf_counter()
+        json.dumps(runtime.history_document(None))
+        in_one_go = time.perf_counter() - began
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def probe() -> None:
+            last = time.perf_counter()
+            while not stop.is_set():
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        async with serving(app) as client:
+            probing = asyncio.create_task(probe())
+            response = await client.get("/history")
+            stop.set()
+            await probing
+            full = response.json()  # decoded after the probe: the test's own work, not the app's
+            one = (await client.get("/history", params={"task": "task-7"})).json()
+    assert len(full) == 500
+    assert full["task-7"] == one["task-7"]
+    assert len(full["task-7"]) == 100
+    assert max(gaps) < in_one_go * 0.75, (max(gaps), in_one_go)
