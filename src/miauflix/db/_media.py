@@ -183,6 +183,9 @@ async def upsert_season(
 
     A new season is queued for an episode sync at once. A synced season whose announced
     `episode_count` changed (new episodes aired) is queued again with its failures reset.
+    An update keeps each stored value that `data` leaves missing (None, or "" for text):
+    a show's details list seasons without their TMDB id, overview or poster, and must not
+    erase what the season's own sync stored.
 
     Args:
         session: The session.
@@ -213,7 +216,15 @@ async def upsert_season(
         & excluded.episode_count.is_not(None)
         & excluded.episode_count.is_distinct_from(Season.episode_count)
     )
-    set_: dict[str, Any] = {name: excluded[name] for name in fields}
+    set_: dict[str, Any] = {
+        "tmdb_id": func.coalesce(excluded.tmdb_id, Season.tmdb_id),
+        "name": func.coalesce(func.nullif(excluded.name, ""), Season.name),
+        "overview": func.coalesce(func.nullif(excluded.overview, ""), Season.overview),
+        "air_date": func.coalesce(excluded.air_date, Season.air_date),
+        "episode_count": func.coalesce(excluded.episode_count, Season.episode_count),
+        "poster_url": func.coalesce(func.nullif(excluded.poster_url, ""), Season.poster_url),
+        "updated_at": excluded.updated_at,
+    }
     set_["synced"] = case((grew, False), else_=Season.synced)
     set_["next_sync_attempt_at"] = case((grew, now), else_=Season.next_sync_attempt_at)
     set_["sync_failures"] = case((grew, 0), else_=Season.sync_failures)

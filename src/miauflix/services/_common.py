@@ -19,6 +19,7 @@ from miauflix.providers.tmdb import (
     TmdbEpisode,
     TmdbMovie,
     TmdbMovieSummary,
+    TmdbSeason,
     TmdbSeasonSummary,
     TmdbShow,
     TmdbShowSummary,
@@ -31,6 +32,7 @@ __all__ = [
     "movie_data",
     "movie_summary_data",
     "season_data",
+    "season_details_data",
     "show_data",
     "show_summary_data",
     "source_data",
@@ -180,6 +182,24 @@ def season_data(season: TmdbSeasonSummary) -> SeasonData:
         name=season.name,
         air_date=season.air_date,
         episode_count=season.episode_count,
+    )
+
+
+def season_details_data(season: TmdbSeason) -> SeasonData:
+    """The row values of a season's own TMDB details.
+
+    The episode count is left out (None keeps the stored one): it comes from the show's details,
+    which is what a list refresh compares to re-queue a season whose count grew; mixing in the
+    number of episodes this answer lists would re-queue a season at every refresh whenever
+    TMDB's two figures disagree.
+    """
+    return SeasonData(
+        season_number=season.season_number,
+        tmdb_id=season.tmdb_id,
+        name=season.name,
+        overview=season.overview,
+        air_date=season.air_date,
+        episode_count=None,
     )
 
 

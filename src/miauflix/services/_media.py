@@ -20,10 +20,18 @@ from miauflix.db import (
     stored_movie_ids,
     upsert_episodes,
     upsert_movie,
+    upsert_season,
 )
 from miauflix.providers import NotFound, ProviderError, TmdbClient
 from miauflix.providers.tmdb import TmdbMovie
-from miauflix.services._common import Sleep, bounded_gather, episode_data, movie_data, with_retries
+from miauflix.services._common import (
+    Sleep,
+    bounded_gather,
+    episode_data,
+    movie_data,
+    season_details_data,
+    with_retries,
+)
 from miauflix.services._retry import Clock, ProviderPause, RetryPolicy, utc_now
 
 __all__ = ["MOVIE_CHANGES_CHECKPOINT", "SEASON_RETRY", "MediaService", "MovieSyncReport"]
@@ -204,7 +212,7 @@ class MediaService:
     # -- syncIncompleteSeasons -------------------------------------------------------------------
 
     async def sync_incomplete_seasons(self) -> int:
-        """Sync one due season: fetch it, insert its missing episodes, mark it synced.
+        """Sync one due season: fetch it, store its details and episodes, mark it synced.
 
         A season that fails gets its own next attempt (`season_retry`) and the queue moves on;
         while TMDB itself is failing (timeouts, 5xx, 429) the task pauses briefly.
@@ -241,6 +249,9 @@ class MediaService:
         self.season_pause.clear()
         now = self._clock()
         async with self._db.session() as session:
+            # Before marking it synced: the season is still unsynced here, so storing its
+            # episode count does not re-queue it (`upsert_season`'s `grew` needs `synced`).
+            await upsert_season(session, season.show_id, season_details_data(answer), now=now)
             added = await upsert_episodes(
                 session, season.id, (episode_data(e) for e in answer.episodes), now=now
             )

@@ -241,6 +241,42 @@ async def test_synced_season_is_queued_again_when_episode_count_changes(
         assert picked.sync_failures == 0
 
 
+async def test_upsert_season_keeps_stored_details_an_update_leaves_missing(
+    database: Database,
+) -> None:
+    """An update without TMDB id, overview, poster or air date keeps them, and stays synced."""
+    stored = SeasonData(
+        1,
+        tmdb_id=3624,
+        name="Season 1",
+        overview="Winter is coming.",
+        air_date=date(2011, 4, 17),
+        episode_count=10,
+        poster_url="https://image.example/season1.jpg",
+    )
+    async with database.session() as session:
+        show_id = await upsert_show(session, ShowData(tmdb_id=5, name="S"), now=NOW)
+        season_id = await upsert_season(session, show_id, stored, now=NOW)
+        await mark_season_synced(session, season_id, now=NOW)
+    later = NOW + timedelta(days=1)
+    async with database.session() as session:
+        await upsert_season(
+            session, show_id, SeasonData(1, name="Book One", episode_count=10), now=later
+        )
+        assert await pick_season_to_sync(session, now=later) is None
+    async with database.session() as session:
+        season = await session.get(Season, season_id)
+    assert season is not None
+    assert season.tmdb_id == 3624
+    assert season.name == "Book One"
+    assert season.overview == "Winter is coming."
+    assert season.air_date == date(2011, 4, 17)
+    assert season.episode_count == 10
+    assert season.poster_url == "https://image.example/season1.jpg"
+    assert season.synced
+    assert season.updated_at == later
+
+
 async def test_season_updates_with_unknown_id_raise_lookup_error(database: Database) -> None:
     """Marking or failing a season that is not stored names the id."""
     async with database.session() as session:

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from miauflix.db import (
     Database,
@@ -24,7 +25,7 @@ from miauflix.db import (
 )
 from miauflix.providers import Providers
 from miauflix.providers.tmdb import TmdbChange, TmdbMovie, TmdbPage
-from miauflix.services import MOVIE_CHANGES_CHECKPOINT, MediaService
+from miauflix.services import MOVIE_CHANGES_CHECKPOINT, ListSynchronizer, MediaService
 from miauflix.simulator import Simulator
 
 from .conftest import SIM_NOW, FakeClock
@@ -70,6 +71,48 @@ async def test_sync_incomplete_seasons_inserts_episodes_and_marks_synced(
     assert await _episodes(database) == sim.catalogue.shows[0].seasons[0].episode_count
     assert await media.sync_incomplete_seasons() == 0
     assert await _episodes(database) == sim.catalogue.shows[0].seasons[0].episode_count
+
+
+async def test_a_synced_season_keeps_its_own_details_through_a_list_refresh(
+    media: MediaService,
+    lists: ListSynchronizer,
+    database: Database,
+    sim: Simulator,
+    clock: FakeClock,
+) -> None:
+    """A synced season has its own TMDB details, and a list refresh keeps them and it synced."""
+    await lists.synchronize()
+    assert await media.sync_incomplete_seasons() == 1
+    async with database.session() as session:
+        season = (
+            await session.scalars(
+                select(Season).options(joinedload(Season.show)).where(Season.synced.is_(True))
+            )
+        ).one()
+    show = next(s for s in sim.catalogue.shows if s.tmdb_id == season.show.tmdb_id)
+    expected = show.season(season.season_number)
+    assert expected is not None
+    details = (expected.id, expected.name, expected.overview, expected.episode_count)
+    assert (season.tmdb_id, season.name, season.overview, season.episode_count) == details
+
+    clock.advance(3600)
+    await lists.synchronize()  # the show's details list the season without id or overview
+
+    async with database.session() as session:
+        refreshed = await session.get(Season, season.id)
+        assert refreshed is not None
+        assert (refreshed.tmdb_id, refreshed.name, refreshed.overview) == details[:3]
+        assert refreshed.episode_count == expected.episode_count
+        assert refreshed.synced
+        assert refreshed.next_sync_attempt_at is None
+        grown = SeasonData(season.season_number, episode_count=expected.episode_count + 1)
+        await upsert_season(session, season.show_id, grown, now=clock.now)
+    async with database.session() as session:
+        requeued = await session.get(Season, season.id)
+        assert requeued is not None
+        assert not requeued.synced
+        assert requeued.next_sync_attempt_at == clock.now
+        assert requeued.tmdb_id == expected.id
 
 
 async def test_sync_incomplete_seasons_with_nothing_due_makes_no_request(
