@@ -1,6 +1,7 @@
 """The public API is pinned: a change to it is a deliberate, reviewed change."""
 
 import tickwork
+import tickwork.service
 import tickwork.testing
 
 
@@ -36,8 +37,27 @@ def test_testing_all_is_pinned() -> None:
     ]
 
 
-def test_version_comes_from_package_metadata() -> None:
-    """__version__ is the installed distribution's version."""
+def test_service_all_is_pinned() -> None:
+    """tickwork.service exports exactly the documented names."""
+    assert tickwork.service.__all__ == [
+        "ComponentCheck",
+        "ComponentState",
+        "ComponentStatus",
+        "SchedulerMetrics",
+        "TracingHook",
+        "create_app",
+        "register_component",
+        "tracing_hook",
+    ]
+    for name in tickwork.service.__all__:
+        assert hasattr(tickwork.service, name), name
+
+
+def test_versions_are_single_sourced() -> None:
+    """Each distribution's version is its `_version.py`, the one its build backend reads."""
     from importlib.metadata import version
 
+    import miauflix
+
     assert tickwork.__version__ == version("tickwork")
+    assert miauflix.__version__ == version("miauflix")

@@ -5,17 +5,26 @@ serve a scheduler from your own Starlette or FastAPI application, mount :func:`c
 (see :mod:`tickwork.service.http` for how, lifespan included). Applications report their
 components (a database, an outside API) under ``/status`` -> ``services`` with
 :func:`register_component`.
+
+Needs the ``[service]`` extra (``pip install 'tickwork[service]'``); without it, importing
+this package raises one ``ModuleNotFoundError`` that says so.
 """
 
-from tickwork.service._components import (
+from tickwork._extras import require_extra
+
+require_extra(
+    "tickwork.service", "service", ("click", "httpx", "prometheus_client", "starlette", "uvicorn")
+)
+
+from tickwork.service._components import (  # noqa: E402
     ComponentCheck,
     ComponentState,
     ComponentStatus,
     register_component,
 )
-from tickwork.service._tracing import TracingHook, tracing_hook
-from tickwork.service.http import create_app
-from tickwork.service.metrics import SchedulerMetrics
+from tickwork.service._tracing import TracingHook, tracing_hook  # noqa: E402
+from tickwork.service.http import create_app  # noqa: E402
+from tickwork.service.metrics import SchedulerMetrics  # noqa: E402
 
 __all__ = [
     "ComponentCheck",

@@ -19,19 +19,13 @@ Errors are logged, never fatal; tasks are independent; ``status()`` says what ea
 ``shutdown()`` is bounded. See ``tickwork.testing`` for deterministic tests on virtual time.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from tickwork._bind import bind
 from tickwork._errors import ErrorCode, SchedulerError
 from tickwork._hooks import Execution, ExecutionHook, ExecutionResult, Outcome
 from tickwork._scheduler import Scheduler
 from tickwork._spec import TaskSpec
 from tickwork._status import ShutdownReport, TaskState, TaskStatus
-
-try:
-    __version__ = version("tickwork")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from tickwork._version import __version__
 
 __all__ = [
     "ErrorCode",

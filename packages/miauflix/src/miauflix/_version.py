@@ -1,0 +1,3 @@
+"""The version of the `miauflix` distribution: its single source (read by the build backend)."""
+
+__version__ = "0.2.0"

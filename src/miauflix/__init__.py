@@ -1,1 +1,0 @@
-"""Miauflix: the reference application of tickwork."""
