@@ -73,32 +73,6 @@ async def test_shutdown_warns_about_a_task_it_cannot_cancel_and_cancels_the_rest
     assert "b" not in scheduler.list_tasks()
 
 
-async def test_gate_decides_each_execution_and_skipped_runs_are_not_counted() -> None:
-    """With the scale-out gate closed a due run is skipped and retried one interval later."""
-    starts: list[float] = []
-    allowed = False
-
-    async def job() -> None:
-        starts.append(now())
-
-    async with Scheduler() as scheduler:
-        asked: list[str] = []
-
-        def gate(name: str) -> bool:
-            asked.append(name)
-            return allowed
-
-        scheduler._may_run = gate
-        scheduler.schedule_task("leader-only", 10.0, job)
-        await asyncio.sleep(25)
-        assert starts == []
-        assert scheduler.task_status("leader-only").runs == 0
-        assert asked == ["leader-only"] * 3  # at 0, 10, 20
-        allowed = True
-        await wait_for_runs(scheduler, "leader-only", 1)
-    assert starts == [30.0]
-
-
 def test_system_exit_from_the_body_propagates() -> None:
     """SystemExit raised by a task is not swallowed: it ends the loop's run."""
 

@@ -2,7 +2,7 @@
 
 States of a ``_TaskRunner`` (``state``)::
 
-    scheduled --(due, and _may_run())--> running --(body ends)--> scheduled
+    scheduled --(due)--> running --(body ends)--> scheduled
         |                                   |
         +--- cancel(): no further start     +--- cancel(): the body finishes, never rescheduled
 
@@ -38,6 +38,8 @@ from tickwork._threads import pool
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
+    from tickwork._coordinated import Coordination
+    from tickwork._hooks import ExecutionHook
     from tickwork._scheduler import Scheduler
 
 __all__ = ["SUMMARY_EVERY", "TaskRunner"]
@@ -74,6 +76,7 @@ class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
+        "_coordination",
         "_error_key",
         "_error_text",
         "_fn",
@@ -99,6 +102,7 @@ class TaskRunner:
         "last_started",
         "last_success",
         "name",
+        "run_immediately",
         "runs",
         "state",
     )
@@ -115,8 +119,11 @@ class TaskRunner:
         jitter: float,
         max_backoff: float | None,
         run_immediately: bool,
+        coordination: Coordination | None = None,
     ) -> None:
         self._scheduler = scheduler
+        self._coordination = coordination
+        self.run_immediately = run_immediately
         self._loop = loop
         self._fn = fn
         self._is_async = is_async
@@ -143,7 +150,8 @@ class TaskRunner:
         self._error_text: str | None = None
         self._suppressed = 0
         self._suppressed_since = 0.0
-        if run_immediately:
+        if run_immediately or coordination is not None:
+            # A coordinated task asks the coordinator at once; the store decides when it is due.
             self._timer = loop.call_soon(self._spawn)
         else:
             self.deadline += self._wait()
@@ -199,7 +207,13 @@ class TaskRunner:
             return
         # The scheduler holds the task; the runner does not, so a finished execution's task,
         # coroutine and context are freed at once rather than when the runner is cancelled.
-        self._scheduler._own(self._loop.create_task(self._main()), self)
+        if self._coordination is not None:
+            from tickwork._coordinated import run_coordinated
+
+            main = run_coordinated(self, self._coordination)
+        else:
+            main = self._main()
+        self._scheduler._own(self._loop.create_task(main), self)
 
     async def _main(self) -> None:
         # Locals, not attributes, on the path every execution takes: at interval 0 the
@@ -219,49 +233,44 @@ class TaskRunner:
         # still takes effect within microseconds.
         recheck = _RECHECK_LOGGING
         while not self.cancelled:
-            gate = scheduler._may_run
-            if gate is not None and not gate(self.name):
-                wait = self._wait()
-                self.deadline = time() + wait
-            else:
-                started = time()
-                self.state = "running"
-                self.last_started = started
-                if verbose:
-                    _log.debug("Executing task: %s", self.name, extra={"task": self.name})
-                execution = None
-                if scheduler._hooks:
-                    execution = self._execution(started)
-                    call_start(scheduler._hooks, execution)
-                try:
-                    if simple:
-                        await fn()
-                    else:
-                        await self._guarded()
-                except asyncio.CancelledError as exc:
-                    self._end_cancelled(execution, exc)
-                    raise
-                except Exception as exc:
-                    self._end(execution, "failure", exc)
-                    wait = self.deadline - time()
+            started = time()
+            self.state = "running"
+            self.last_started = started
+            if verbose:
+                _log.debug("Executing task: %s", self.name, extra={"task": self.name})
+            execution = None
+            if scheduler._hooks:
+                execution = self._execution(started)
+                call_start(scheduler._hooks, execution)
+            try:
+                if simple:
+                    await fn()
                 else:
-                    # (A hook removed during the run leaves an execution nobody is told of.)
-                    if not (verbose or self.consecutive_failures or scheduler._hooks or jitter):
-                        # The common success, recorded inline (the same as _end would).
-                        finished = time()
-                        self.runs += 1
-                        self.last_finished = finished
-                        self.last_success = finished
-                        self.last_duration = finished - started
-                        self.state = "scheduled"
-                        wait = self.interval
-                        self.deadline = finished + wait
-                    else:
-                        self._end(execution, "success", None)
-                        wait = self.deadline - time()
-                if not simple and self._thread is not None:
-                    await self._join_thread()
+                    await self._guarded()
+            except asyncio.CancelledError as exc:
+                self._end_cancelled(execution, exc)
+                raise
+            except Exception as exc:
+                self._end(execution, "failure", exc)
+                wait = self.deadline - time()
+            else:
+                # (A hook removed during the run leaves an execution nobody is told of.)
+                if not (verbose or self.consecutive_failures or scheduler._hooks or jitter):
+                    # The common success, recorded inline (the same as _end would).
+                    finished = time()
+                    self.runs += 1
+                    self.last_finished = finished
+                    self.last_success = finished
+                    self.last_duration = finished - started
+                    self.state = "scheduled"
+                    wait = self.interval
+                    self.deadline = finished + wait
+                else:
+                    self._end(execution, "success", None)
                     wait = self.deadline - time()
+            if not simple and self._thread is not None:
+                await self._join_thread()
+                wait = self.deadline - time()
             if self.cancelled:
                 return
             if wait >= _PARK_AFTER:
@@ -337,6 +346,61 @@ class TaskRunner:
         self._thread = None
         self.state = "scheduled"
         self.deadline = self._loop.time() + self._wait()
+
+    # -- the interface of the coordinated cycle (_coordinated.py) ------------------------------
+
+    @property
+    def is_async(self) -> bool:
+        return self._is_async
+
+    @property
+    def hooks(self) -> tuple[ExecutionHook, ...]:
+        return self._scheduler._hooks
+
+    def execution(self, started: float) -> Execution:
+        return self._execution(started)
+
+    async def run_body(self) -> None:
+        """Run the body once, with its timeout or in its thread; raise what it raised."""
+        if self._is_async and self._timeout is None:
+            await self._fn()
+        else:
+            await self._guarded()
+
+    def end(self, execution: Execution | None, outcome: Outcome, error: Exception | None) -> None:
+        self._end(execution, outcome, error)
+
+    def end_cancelled(self, execution: Execution | None, exc: asyncio.CancelledError) -> None:
+        self._end_cancelled(execution, exc)
+
+    @property
+    def last_outcome_was_timeout(self) -> bool:
+        return self.last_error is not None and self.last_error.startswith("TimeoutError: execution")
+
+    async def join_thread(self) -> None:
+        await self._join_thread()
+
+    def record_lease_lost(self, now: float, started: float) -> None:
+        """A run that ended ``lease_lost``: counted as a run, not a failure; no backoff."""
+        self.runs += 1
+        self.last_finished = now
+        self.last_duration = now - started
+        self.state = "scheduled"
+
+    async def sleep(self, wait: float) -> None:
+        """Wait ``wait`` seconds (the next start shows in status), or until cancelled."""
+        if self.cancelled:
+            return
+        loop = self._loop
+        self.deadline = loop.time() + wait
+        wakeup: asyncio.Future[None] = loop.create_future()
+        self._wakeup = wakeup
+        timer = loop.call_at(self.deadline, _wake, wakeup)
+        try:
+            await wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

@@ -15,11 +15,13 @@ from types import TracebackType
 from typing import Any
 
 from tickwork import _clock
+from tickwork._coordinated import Coordination
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
 from tickwork._spec import TaskSpec, check_name, check_seconds, check_task, is_async_callable
 from tickwork._status import ShutdownReport, TaskStatus
+from tickwork.coordination._protocol import Coordinator
 
 __all__ = ["Scheduler"]
 
@@ -45,21 +47,67 @@ class Scheduler:
             scheduler.schedule_task("refresh", 60, refresh)
             await stop_event.wait()
 
+    With a coordinator (``tickwork.coordination``), replicas sharing its store run each
+    singleton task once per interval cluster-wide: see :meth:`use_coordinator`.
+
     Args:
         hooks: Objects told of every execution's start and end (metrics, tracing); see
             :class:`ExecutionHook`.
+        coordinator: The store replicas share (``PostgresCoordinator``, ...), or None for a
+            scheduler on its own.
     """
 
-    def __init__(self, *, hooks: Iterable[ExecutionHook] = ()) -> None:
+    def __init__(
+        self, *, hooks: Iterable[ExecutionHook] = (), coordinator: Coordinator | None = None
+    ) -> None:
         self._hooks: tuple[ExecutionHook, ...] = tuple(hooks)
+        self._coordination: Coordination | None = None
+        if coordinator is not None:
+            self._coordination = Coordination(_check_coordinator(coordinator), self)
         self._runners: dict[str, TaskRunner] = {}
         self._tasks: dict[asyncio.Task[None], TaskRunner] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._shutdown_report: ShutdownReport | None = None
-        # The single seam for scale-out: when set, every execution first asks it whether this
-        # replica may run the task now (a coordination backend answers). None: always.
-        self._may_run: Callable[[str], bool] | None = None
+
+    # -- coordination ---------------------------------------------------------------------------
+
+    def use_coordinator(self, coordinator: Coordinator) -> bool:
+        """Coordinate this scheduler's singleton tasks through ``coordinator``.
+
+        For an application's ``setup(scheduler)``: call it before the first ``schedule_task``.
+        A coordinator given earlier (``Scheduler(coordinator=...)``, which is what the command
+        line's ``--coordinator`` does) wins: this one is then not used, and False is returned,
+        so the caller can close it.
+
+        Returns:
+            True when ``coordinator`` is now the scheduler's.
+
+        Raises:
+            TypeError: ``coordinator`` does not implement the protocol.
+            SchedulerError: ``"coordinator_too_late"``: a task is already scheduled.
+        """
+        _check_coordinator(coordinator)
+        if self._runners:
+            raise SchedulerError("coordinator_too_late", next(iter(self._runners)))
+        if self._coordination is not None:
+            _log.info(
+                "A coordinator is already set (%s); the one the application gave is not used",
+                self._coordination.coordinator.backend,
+            )
+            return False
+        self._coordination = Coordination(coordinator, self)
+        return True
+
+    @property
+    def coordinator(self) -> Coordinator | None:
+        """The coordinator, or None for a scheduler on its own."""
+        return None if self._coordination is None else self._coordination.coordinator
+
+    @property
+    def coordinator_ready(self) -> bool:
+        """True without a coordinator; with one, while it answers (``/ready``)."""
+        return self._coordination is None or self._coordination.ready
 
     # -- registration -------------------------------------------------------------------------
 
@@ -73,6 +121,7 @@ class Scheduler:
         jitter: float = 0.0,
         run_immediately: bool = True,
         max_backoff: float | None = None,
+        singleton: bool = True,
     ) -> None:
         """Register ``task`` to run every ``interval`` seconds after its previous completion.
 
@@ -96,6 +145,12 @@ class Scheduler:
                 (``interval * 2**n``; from 1 s when the interval is 0), capped at this many
                 seconds, and returns to ``interval`` after the first success. None keeps the
                 interval constant.
+            singleton: With a coordinator: one run at a time across the cluster, ``interval``
+                after the cluster's last completion, the run holding a lease
+                (``tickwork.current_lease()``) (True, the default); or every replica runs it
+                on its own (False: for tasks that claim their own work items). ``run_immediately``
+                then applies only to a task the cluster has never seen. Without a coordinator it
+                changes nothing.
 
         Raises:
             TypeError: An argument has the wrong type (the message names it); a coroutine
@@ -119,6 +174,8 @@ class Scheduler:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
         if max_backoff is not None:
             max_backoff = check_seconds("max_backoff", max_backoff)
+        if singleton is not True and singleton is not False:
+            raise TypeError(f"singleton must be a bool, got {singleton!r}")
         loop = self._check_can_add(name)
         self._runners[name] = TaskRunner(
             self,
@@ -131,7 +188,15 @@ class Scheduler:
             jitter,
             max_backoff,
             run_immediately,
+            self._coordinate(loop, singleton),
         )
+
+    def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
+        coordination = self._coordination
+        if coordination is None or not singleton:
+            return None
+        coordination.ensure_running(loop)
+        return coordination
 
     def schedule_tasks(self, specs: Iterable[TaskSpec]) -> None:
         """Register several tasks at once: all of them, or none when any is refused.
@@ -190,6 +255,7 @@ class Scheduler:
             spec.jitter,
             spec.max_backoff,
             spec.run_immediately,
+            self._coordinate(loop, spec.singleton),
         )
 
     def cancel_task(self, name: str) -> None:
@@ -308,6 +374,8 @@ class Scheduler:
                                 runner.name,
                                 extra={"task": runner.name},
                             )
+        if self._coordination is not None:
+            await self._coordination.close(_CANCEL_MARGIN)
         report = ShutdownReport(tuple(finished), tuple(cancelled), tuple(abandoned))
         self._shutdown_report = report
         return report
@@ -356,3 +424,12 @@ class Scheduler:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<Scheduler {state} tasks={len(self._runners)} running={len(self._tasks)}>"
+
+
+def _check_coordinator(coordinator: object) -> Coordinator:
+    if not isinstance(coordinator, Coordinator):
+        raise TypeError(
+            "coordinator must implement tickwork.coordination.Coordinator, got "
+            f"{type(coordinator).__name__} {coordinator!r}"
+        )
+    return coordinator

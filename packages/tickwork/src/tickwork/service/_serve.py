@@ -37,6 +37,7 @@ from typing import Any
 import uvicorn
 
 from tickwork import Scheduler, ShutdownReport
+from tickwork.coordination import Coordinator
 from tickwork.service._logging import LogFormat, configure_logging
 from tickwork.service._runtime import ServiceRuntime
 from tickwork.service._signals import ShutdownSignals, hard_exit
@@ -72,6 +73,7 @@ class RunOptions:
     log_level: str = "info"
     log_format: LogFormat = "text"
     token: str | None = None
+    coordinator: Coordinator | None = None
 
 
 class _Server(uvicorn.Server):
@@ -152,7 +154,7 @@ async def _serve(
     executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="tickwork-default")
     asyncio.get_running_loop().set_default_executor(executor)
     hook = tracing_hook()
-    scheduler = Scheduler(hooks=[] if hook is None else [hook])
+    scheduler = Scheduler(hooks=[] if hook is None else [hook], coordinator=options.coordinator)
     app = create_app(scheduler, token=options.token)
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"

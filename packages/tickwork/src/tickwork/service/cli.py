@@ -13,6 +13,7 @@ overran; 2 for bad command-line input; 128 + signal number after a second signal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import sys
@@ -22,10 +23,14 @@ from typing import Any, NoReturn
 import click
 import httpx
 
+from tickwork._extras import MissingExtraError
+from tickwork.coordination import Coordinator, CoordinatorError, from_url
 from tickwork.service._loader import LoadError, load_target
 from tickwork.service._serve import RunOptions, ServiceError, run_service
 
 __all__ = ["cli", "main"]
+
+_DEFAULT_LEASE_TTL = 30.0
 
 _LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -99,6 +104,27 @@ def cli() -> None:
     show_default=False,
     help="Bearer token required on /status, /metrics, /history (not /health).",
 )
+@click.option(
+    "--coordinator",
+    envvar="TICKWORK_COORDINATOR",
+    default=None,
+    help="Coordinate singleton tasks with the replicas sharing this store "
+    "(postgresql://...); wins over one the app's setup supplies.",
+)
+@click.option(
+    "--cluster",
+    envvar="TICKWORK_CLUSTER",
+    default=None,
+    help="Cluster name in the coordinator's store [default: MODULE:CALLABLE].",
+)
+@click.option(
+    "--lease-ttl",
+    envvar="TICKWORK_LEASE_TTL",
+    type=_Seconds(),
+    default=_DEFAULT_LEASE_TTL,
+    show_default=True,
+    help="Seconds a singleton run's lease lasts without renewal.",
+)
 def run(
     target: str,
     host: str,
@@ -107,6 +133,9 @@ def run(
     log_level: str,
     log_format: str,
     token: str | None,
+    coordinator: str | None,
+    cluster: str | None,
+    lease_ttl: float,
 ) -> None:
     """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history.
 
@@ -114,6 +143,7 @@ def run(
     context manager or an object with an async aclose() to release at shutdown. Runs until
     SIGTERM or SIGINT.
     """
+    store = _coordinator(coordinator, cluster or target, lease_ttl) if coordinator else None
     try:
         setup = load_target(target)
     except LoadError as exc:
@@ -126,12 +156,65 @@ def run(
         log_level=log_level.lower(),
         log_format="json" if log_format == "json" else "text",
         token=token or None,
+        coordinator=store,
     )
     try:
         code = run_service(options, setup)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+def _coordinator(url: str, cluster: str, ttl: float) -> Coordinator:
+    """The coordinator of ``--coordinator``; a bad URL or a missing extra is a usage error."""
+    if ttl <= 0:
+        raise click.UsageError(f"--lease-ttl must be > 0, got {ttl:g}")
+    try:
+        return from_url(url, cluster=cluster, ttl=ttl)
+    except (ValueError, MissingExtraError) as exc:
+        raise click.UsageError(f"--coordinator: {exc}") from None
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--coordinator",
+    envvar="TICKWORK_COORDINATOR",
+    required=True,
+    help="The coordinator's store (postgresql://...).",
+)
+@click.option(
+    "--cluster",
+    envvar="TICKWORK_CLUSTER",
+    required=True,
+    help="The cluster name (by default `tickwork run` uses MODULE:CALLABLE).",
+)
+@click.option("--force", is_flag=True, help="Remove it even if a live replica declares it.")
+def forget(name: str, coordinator: str, cluster: str, force: bool) -> None:
+    """Remove task NAME's row from a cluster: a task no replica declares any more."""
+    store = _coordinator(coordinator, cluster, _DEFAULT_LEASE_TTL)
+
+    async def remove() -> str:
+        try:
+            await store.start()
+            view = await store.cluster_view()
+            row = next((t for t in view.tasks if t.name == name), None)
+            if row is None:
+                raise click.ClickException(f"no task {name!r} in cluster {cluster!r}")
+            if not row.orphaned and not force:
+                holders = [p.replica for p in view.peers if p.alive and name in p.tasks]
+                raise click.ClickException(
+                    f"task {name!r} is declared by live replica(s) {', '.join(holders)}: "
+                    "deploy without it first, or pass --force"
+                )
+            await store.forget(name)
+            return f"forgot task {name!r} of cluster {cluster!r}"
+        except CoordinatorError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await store.close()
+
+    click.echo(asyncio.run(remove()))
 
 
 @cli.command()
