@@ -156,7 +156,7 @@ class Coordination:
             await asyncio.sleep(delay)
             delay = min(_RETRY_MAX, delay * 2)
         self._started.set()
-        heartbeat = getattr(coordinator, "heartbeat_interval", None) or min(10.0, coordinator.ttl)
+        heartbeat = coordinator.heartbeat_interval
         while True:
             await self.call(coordinator.heartbeat(self._scheduler.list_tasks()))
             await asyncio.sleep(heartbeat)

@@ -126,6 +126,10 @@ class InProcessCoordinator:
     def ttl(self) -> float:
         return self._ttl
 
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.store.heartbeat
+
     def _enter(self) -> float:
         store = self.store
         store.calls += 1

@@ -161,6 +161,11 @@ class Coordinator(Protocol):
         """The lease TTL in seconds."""
         ...
 
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between this replica's heartbeats; a peer silent for three is gone."""
+        ...
+
     async def start(self) -> None:
         """Connect and bring the store's schema up to date (once per cluster, under a lock)."""
         ...

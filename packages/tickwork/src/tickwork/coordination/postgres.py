@@ -125,7 +125,8 @@ class PostgresCoordinator:
         ttl: Lease time to live in seconds (renewed every ttl/3 while a run lasts).
         schema: The PostgreSQL schema holding the tables (created when missing).
         replica: This replica's id; ``host:pid:random`` by default.
-        heartbeat: Seconds between this replica's heartbeats (peers older than three are gone).
+        heartbeat: Seconds between this replica's heartbeats (a peer silent for three is gone);
+            ``min(10, ttl)`` by default.
         timeout: Seconds a call may take before it counts as a failure.
     """
 
@@ -139,13 +140,15 @@ class PostgresCoordinator:
         ttl: float = 30.0,
         schema: str = "tickwork",
         replica: str | None = None,
-        heartbeat: float = 10.0,
+        heartbeat: float | None = None,
         timeout: float | None = None,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.startswith(("postgresql", "postgres")):
             raise ValueError(f"dsn must be a postgresql:// URL, got {dsn!r}")
         if not isinstance(cluster, str) or not cluster:
             raise ValueError(f"cluster must be a non-empty string, got {cluster!r}")
+        if heartbeat is None:
+            heartbeat = min(10.0, ttl) if isinstance(ttl, int | float) else 10.0
         for name, value in (("ttl", ttl), ("heartbeat", heartbeat)):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -212,6 +215,10 @@ class PostgresCoordinator:
     @property
     def ttl(self) -> float:
         return self._ttl
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self._heartbeat
 
     @property
     def schema(self) -> str:
