@@ -32,6 +32,7 @@ def test_tickwork_all_is_pinned() -> None:
 def test_testing_all_is_pinned() -> None:
     """tickwork.testing exports exactly the documented helpers."""
     assert tickwork.testing.__all__ == [
+        "SimulatedCluster",
         "VirtualTimeLoop",
         "VirtualTimePolicy",
         "run",

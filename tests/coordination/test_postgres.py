@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ import asyncpg
 import pytest
 
 from tickwork import LeaseLostError
-from tickwork._lease import Lease, suspend_clock
+from tickwork._lease import Lease
 from tickwork.coordination import CoordinatorError, Grant, TaskDecl
 from tickwork.coordination.postgres import PostgresCoordinator, guard, guard_sqlalchemy
 
@@ -40,7 +41,7 @@ def _lease(coordinator: PostgresCoordinator, grant: Grant) -> Lease:
         replica=coordinator.replica,
         cluster=coordinator.cluster,
         ttl=grant.ttl,
-        _valid_until=suspend_clock() + grant.ttl,
+        _valid_until=time.monotonic() + grant.ttl,
     )
 
 
@@ -75,7 +76,7 @@ async def test_guard_refuses_a_stale_token_and_accepts_the_current_one(schema: s
         await asyncio.sleep(0.6)
         new = await b.acquire("t")
         assert isinstance(new, Grant)
-        stale._valid_until = suspend_clock() + 10  # a paused replica that does not know yet
+        stale._valid_until = time.monotonic() + 10  # a paused replica that does not know yet
         with pytest.raises(LeaseLostError):  # noqa: PT012 (the write must not run)
             async with connection.transaction():
                 await guard(connection, stale, schema=schema)

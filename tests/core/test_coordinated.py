@@ -82,12 +82,17 @@ async def test_each_run_carries_a_rising_token() -> None:
 async def test_holder_cut_off_mid_run_loses_its_lease_and_a_peer_takes_over() -> None:
     """A partitioned holder's run is cancelled as lease_lost; a peer starts within TTL + 1 s."""
     starts: list[tuple[str, float]] = []
+    cancelled: list[float] = []
     a, b = replicas(2, ttl=3.0)
 
     def body(replica: str):  # type: ignore[no-untyped-def]
         async def job() -> None:
             starts.append((replica, now()))
-            await asyncio.sleep(30.0)
+            try:
+                await asyncio.sleep(30.0)
+            except asyncio.CancelledError:
+                cancelled.append(now())
+                raise
 
         return job
 
@@ -100,10 +105,15 @@ async def test_holder_cut_off_mid_run_loses_its_lease_and_a_peer_takes_over() ->
     await wait_until(lambda: len(starts) >= 2, timeout=30)
     assert starts[1][0] == "r1"
     assert starts[1][1] - cut <= 3.0 + 1.0
+    # The holder's own deadline (0.9 TTL after its last renewal) cancelled its body first.
+    assert cancelled
+    assert cancelled[0] < starts[1][1]
     await wait_until(lambda: sa.task_status("long").state == "scheduled", timeout=30)
     status = sa.task_status("long")
     assert status.failures == 0
     assert status.runs == 1
+    assert sa._coordination is not None
+    assert sa._coordination.leases_lost == 1
     await sa.shutdown()
     await sb.shutdown(grace=0)
 

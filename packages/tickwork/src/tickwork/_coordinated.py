@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickwork import _clock
 from tickwork._hooks import ExecutionResult, call_finish, call_start
-from tickwork._lease import Lease, LeaseLostError, _current, suspend_clock
+from tickwork._lease import Lease, LeaseLostError, _current
 from tickwork.coordination._protocol import Busy, Coordinator, CoordinatorError, Grant, TaskDecl
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class Coordination:
         self.leases_acquired = 0
         self.leases_lost = 0
         self.leases_superseded = 0
+        # The clock of this replica's lease deadlines; None: the loop's suspend clock. Only
+        # simulations of clock-rate skew set it (tickwork.testing.SimulatedCluster.skew).
+        self.lease_clock: Callable[[], float] | None = None
 
     @property
     def ready(self) -> bool:
@@ -182,6 +185,7 @@ def _lease_cancel(task: asyncio.Task[Any], lease: Lease) -> None:
 async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> None:
     """The cycle of a singleton task in a coordinated scheduler, until the task is cancelled."""
     loop = asyncio.get_running_loop()
+    loop_clock = _clock.suspend_clock(loop)
     coordinator = coordination.coordinator
     name = runner.name
     await coordination.wait_started()
@@ -195,6 +199,7 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
                 await runner.sleep(retry)
                 retry = min(_RETRY_MAX, retry * 2)
                 continue
+        suspend_clock = coordination.lease_clock or loop_clock
         sent = suspend_clock()
         answer = await coordination.call(coordinator.acquire(name))
         if isinstance(answer, _Failed):
@@ -206,7 +211,7 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
             wait += random.uniform(0.0, _BUSY_JITTER)
         else:
             retry = _RETRY_MIN
-            wait = await _run_granted(runner, coordination, answer, sent, loop)
+            wait = await _run_granted(runner, coordination, answer, sent, suspend_clock, loop)
         if runner.cancelled:
             return
         await runner.sleep(wait)
@@ -217,6 +222,7 @@ async def _run_granted(
     coordination: Coordination,
     grant: Grant,
     sent: float,
+    suspend_clock: Callable[[], float],
     loop: asyncio.AbstractEventLoop,
 ) -> float:
     """Run the body once under ``grant``; return the seconds until asking again."""
@@ -229,6 +235,7 @@ async def _run_granted(
         cluster=coordinator.cluster,
         ttl=grant.ttl,
         _valid_until=sent + _LOCAL_SHARE * grant.ttl,
+        _clock=suspend_clock,
     )
     me = asyncio.current_task()
     assert me is not None

@@ -12,23 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Lease", "LeaseLostError", "current_lease", "suspend_clock"]
-
-_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
-
-
-def suspend_clock() -> float:
-    """Seconds on a monotonic clock that keeps counting while the host is suspended.
-
-    ``CLOCK_BOOTTIME`` on Linux; elsewhere ``time.monotonic`` (which may stop during suspend).
-    A lease's local deadline uses it: a replica resumed after a suspend longer than its lease
-    must not believe it still holds the lease.
-    """
-    if _BOOTTIME is not None:
-        return time.clock_gettime(_BOOTTIME)
-    return time.monotonic()
+__all__ = ["Lease", "LeaseLostError", "current_lease"]
 
 
 class LeaseLostError(Exception):
@@ -76,11 +63,13 @@ class Lease:
     ttl: float
     _valid_until: float = field(repr=False)
     _lost: str | None = field(default=None, repr=False)
+    # The clock of _valid_until: one that counts host suspend (see tickwork._clock).
+    _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     @property
     def lost(self) -> bool:
         """True once the lease is known lost here (superseded, or its deadline passed)."""
-        if self._lost is None and suspend_clock() >= self._valid_until:
+        if self._lost is None and self._clock() >= self._valid_until:
             self._lost = "its deadline passed without a renewal"
         return self._lost is not None
 

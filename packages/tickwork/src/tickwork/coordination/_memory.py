@@ -270,4 +270,5 @@ class InProcessCoordinator:
         return self.store.rows.pop((self._cluster, task), None) is not None
 
     async def close(self) -> None:
+        self._enter()  # a partitioned (or crashed) replica cannot say goodbye
         self.store.peers.pop((self._cluster, self._replica), None)
