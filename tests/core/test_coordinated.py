@@ -268,3 +268,24 @@ async def test_non_singleton_tasks_run_on_every_replica() -> None:
     await wait_until(lambda: len(seen) == 3, timeout=5)
     for scheduler in schedulers:
         await scheduler.shutdown()
+
+
+async def test_a_changed_interval_applies_from_the_next_release() -> None:
+    """A deploy that changes a task's interval: the cluster waits the new interval next."""
+    starts: list[float] = []
+
+    async def job() -> None:
+        starts.append(now())
+
+    old, new = replicas(2)
+    before = Scheduler(coordinator=old)
+    before.schedule_task("t", 10.0, job)
+    await wait_until(lambda: len(starts) >= 2, timeout=60)
+    await before.shutdown()
+    after = Scheduler(coordinator=new)
+    after.schedule_task("t", 30.0, job)
+    await wait_until(lambda: len(starts) >= 4, timeout=200)
+    await after.shutdown()
+    assert 9.9 <= starts[1] - starts[0] <= 10.1
+    assert 9.9 <= starts[2] - starts[1] <= 10.1  # due time set by the old release
+    assert 29.9 <= starts[3] - starts[2] <= 30.1
