@@ -41,7 +41,16 @@ class ManualClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", pytest.param("postgresql", marks=pytest.mark.external_service)])
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("postgresql", marks=pytest.mark.external_service),
+        pytest.param("redis", marks=pytest.mark.external_service),
+    ]
+)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """A fresh cluster store: a MemoryStore on a manual clock, or a PostgreSQL schema of its own."""
     cluster = f"c{uuid.uuid4().hex[:8]}"
@@ -60,13 +69,39 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield Backend("memory", make_memory, advance_memory)
         return
 
+    async def advance_real(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    if request.param == "redis":
+        require_service("Redis", "127.0.0.1", 6379)
+        from tickwork.coordination.redis import RedisCoordinator
+
+        def make_redis(**kwargs: object) -> Coordinator:
+            kwargs.setdefault("ttl", 2.0)
+            kwargs.setdefault("heartbeat", 1.0)
+            kwargs.setdefault("cluster", cluster)
+            return RedisCoordinator(REDIS_URL, **kwargs)  # type: ignore[arg-type]
+
+        made_redis = Backend("redis", make_redis, advance_real)
+        try:
+            yield made_redis
+        finally:
+            for coordinator in made_redis.made:
+                await coordinator.close()
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(REDIS_URL)
+            keys = [key async for key in client.scan_iter(match=f"{{tw:{cluster}*")]
+            keys += [key async for key in client.scan_iter(match="{tw:someone-else}*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+        return
+
     require_service("PostgreSQL", "127.0.0.1", 5432)
     from tickwork.coordination.postgres import PostgresCoordinator
 
     schema = f"tw_{uuid.uuid4().hex[:12]}"
-
-    async def advance_real(seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     def make_postgres(**kwargs: object) -> Coordinator:
         kwargs.setdefault("ttl", 2.0)

@@ -10,11 +10,16 @@ _SCHEMES = {
     "postgresql": "postgres",
     "postgres": "postgres",
     "postgresql+asyncpg": "postgres",
+    "redis": "redis",
+    "rediss": "redis",
 }
 
 
 def from_url(url: str, *, cluster: str, ttl: float = 30.0) -> Coordinator:
-    """Make the coordinator a URL names: ``postgresql://user@host/db`` (extra ``[postgres]``).
+    """Make the coordinator a URL names.
+
+    ``postgresql://user@host/db`` (extra ``[postgres]``) or ``redis://host:6379/0`` (extra
+    ``[redis]``).
 
     Args:
         url: The store's URL; its scheme picks the backend.
@@ -33,5 +38,9 @@ def from_url(url: str, *, cluster: str, ttl: float = 30.0) -> Coordinator:
         from tickwork.coordination.postgres import PostgresCoordinator
 
         return PostgresCoordinator(url, cluster=cluster, ttl=ttl)
+    if backend == "redis":
+        from tickwork.coordination.redis import RedisCoordinator
+
+        return RedisCoordinator(url, cluster=cluster, ttl=ttl)
     known = ", ".join(sorted({f"{s}://" for s in _SCHEMES}))
     raise ValueError(f"coordinator URL scheme {scheme!r} is not supported (use one of: {known})")
