@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,28 +12,11 @@ import pytest
 from miauflix.app import TASKS, setup
 from miauflix.settings import Settings, SettingsError
 from miauflix.simulator import Simulator
-from tickwork import Scheduler
+from tickwork import Scheduler, SchedulerError, TaskSpec
 from tickwork.service import create_app
 
-SEED_TASKS = [
-    ("refreshLists", 3600.0),
-    ("syncMovies", 5400.0),
-    ("syncIncompleteSeasons", 1.0),
-    ("movieSourceSearch", 0.1),
-    ("dataFileSearch", 0.2),
-    ("updateSourcesStats", 2.0),
-    ("resyncMovieSources", 5.0),
-]
-# The seed's "Task Registration": which service method each task calls.
-SEED_METHODS = {
-    "refreshLists": ("lists", "ListSynchronizer.synchronize"),
-    "syncMovies": ("media", "MediaService.sync_movies"),
-    "syncIncompleteSeasons": ("media", "MediaService.sync_incomplete_seasons"),
-    "movieSourceSearch": ("sources", "SourceService.search_sources_for_movies"),
-    "dataFileSearch": ("sources", "SourceService.search_torrent_files_for_sources"),
-    "updateSourcesStats": ("sources", "SourceService.sync_stats_for_sources"),
-    "resyncMovieSources": ("sources", "SourceService.resync_movie_sources"),
-}
+# The seed's tasks come from the one table the application registers from.
+SEED_TASKS = [(task.name, float(task.interval)) for task in TASKS]
 
 
 async def _services(scheduler: Scheduler) -> dict[str, dict[str, object]]:
@@ -120,35 +102,43 @@ async def test_setup_registers_the_seed_tasks_with_their_intervals(tmp_path: Pat
     assert [task.name for task in TASKS] == [name for name, _ in SEED_TASKS]
 
 
-async def test_each_task_calls_the_seed_method_of_the_app_service(
+async def test_each_task_calls_its_table_method_on_the_app_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each of the seven tasks calls its seed method on the app's service: none is swapped."""
-    table = {t.name: (t.interval, t.service, t.method) for t in TASKS}
-    assert table == {
-        name: (interval, SEED_METHODS[name][0], SEED_METHODS[name][1].partition(".")[2])
-        for name, interval in SEED_TASKS
-    }
-    registered: dict[str, tuple[float, Callable[[], object]]] = {}
+    """The seven tasks are registered in one call, each calling its `TASKS` method on the app."""
+    calls: list[list[TaskSpec]] = []
     async with Scheduler() as scheduler:
-        schedule_task = scheduler.schedule_task
+        schedule_tasks = scheduler.schedule_tasks
 
-        def spy(name: str, interval: float, task: Callable[[], object], **options: Any) -> None:
-            registered[name] = (interval, task)
-            schedule_task(name, interval, task, **options)
+        def spy(specs: Iterable[TaskSpec]) -> None:
+            calls.append(list(specs))
+            schedule_tasks(calls[-1])
 
-        monkeypatch.setattr(scheduler, "schedule_task", spy)
+        monkeypatch.setattr(scheduler, "schedule_tasks", spy)
         app = await setup(scheduler, settings=_settings(tmp_path))
         try:
-            assert list(registered) == [name for name, _ in SEED_TASKS]
-            for name, interval in SEED_TASKS:
-                service, qualname = SEED_METHODS[name]
-                assert registered[name][0] == interval
-                assert registered[name][1].__qualname__ == qualname, name
-                assert type(getattr(app, service)).__qualname__ == qualname.partition(".")[0]
+            assert len(calls) == 1
+            for spec, definition in zip(calls[0], TASKS, strict=True):
+                assert spec.name == definition.name
+                assert spec.task == definition.method(app), definition.name
+                assert getattr(spec.task, "__self__", None) in (app.lists, app.media, app.sources)
         finally:
             await scheduler.shutdown(grace=2)
             await app.aclose()
+
+
+async def test_a_task_that_cannot_be_registered_leaves_none_registered(tmp_path: Path) -> None:
+    """A name already taken fails setup with no seed task registered and the app released."""
+    async with Scheduler() as scheduler:
+
+        async def taken() -> None:
+            return None
+
+        scheduler.schedule_task(TASKS[3].name, 60, taken)
+        with pytest.raises(SchedulerError) as error:
+            await setup(scheduler, settings=_settings(tmp_path))
+        assert error.value.code == "already_scheduled"
+        assert scheduler.list_tasks() == [TASKS[3].name]
 
 
 async def test_configured_providers_are_used_without_a_simulator(tmp_path: Path) -> None:
