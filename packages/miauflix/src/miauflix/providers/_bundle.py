@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -47,11 +48,18 @@ class Providers:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every client's connections (each at most once, errors propagate last)."""
-        await self.tmdb.aclose()
-        await self.yts.aclose()
-        await self.torrent_files.aclose()
-        await self.trackers.aclose()
+        """Close every client's connections, each even when closing an earlier one failed.
+
+        Raises:
+            Exception: What a client raised, once every client was closed; when several
+                failed, the last one's error, with the earlier ones as its `__context__`.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            # Pushed in reverse: the stack closes the last pushed first.
+            stack.push_async_callback(self.trackers.aclose)
+            stack.push_async_callback(self.torrent_files.aclose)
+            stack.push_async_callback(self.yts.aclose)
+            stack.push_async_callback(self.tmdb.aclose)
 
     def statuses(self) -> dict[str, ProviderStatus]:
         """Each client's status by name: `tmdb`, `yts`, `torrent_files`, `trackers`.
