@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from miauflix.app import TASKS, setup
-from miauflix.settings import Settings, SettingsError
+from miauflix.settings import Settings, SettingsError, format_rate
 from miauflix.simulator import Simulator
 from tickwork import Scheduler, SchedulerError, TaskSpec
 from tickwork.service import create_app
@@ -196,3 +196,45 @@ async def test_an_out_of_range_fault_fails_setup_and_releases_nothing_half_open(
         with pytest.raises(ValueError, match=r"error_rate must be a number in \[0, 1\], got 2"):
             await setup(scheduler, settings=settings)
         assert scheduler.list_tasks() == []
+
+
+def test_provider_limits_default_to_the_original_backends_rates() -> None:
+    """With a TMDB token: TMDB 40/s, YTS 20/min, direct downloads 0.5/s per host."""
+    settings = Settings.from_env({"TMDB_API_TOKEN": "t"})
+    assert (settings.tmdb_rate, settings.yts_rate, settings.download_rate) == (40.0, 20 / 60, 0.5)
+    assert [format_rate(r) for r in (settings.yts_rate, settings.download_rate)] == [
+        "20/min",
+        "0.5/s",
+    ]
+
+
+def test_demo_mode_raises_unset_limits_and_keeps_set_ones() -> None:
+    """Without a token the unset limits take the simulator's rates; a set one is kept."""
+    settings = Settings.from_env({"MIAUFLIX_YTS_RATE": "30/min"})
+    assert settings.yts_rate == 0.5
+    assert settings.tmdb_rate == 50.0
+    assert settings.download_rate == 10.0
+
+
+@pytest.mark.parametrize("value", ["fast", "0/s", "-2", "5/day", "inf"])
+def test_a_bad_rate_names_the_variable_and_the_value(value: str) -> None:
+    """An unusable provider limit raises `SettingsError` naming the variable and the value."""
+    with pytest.raises(SettingsError, match="MIAUFLIX_DOWNLOAD_RATE must be a rate") as error:
+        Settings.from_env({"MIAUFLIX_DOWNLOAD_RATE": value})
+    assert repr(value) in str(error.value)
+
+
+async def test_demo_mode_says_it_raised_the_provider_limits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Demo mode's first lines say which limits it raised, next to the real defaults."""
+    settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="true")
+    with caplog.at_level(logging.INFO, logger="miauflix"):
+        async with Scheduler() as scheduler, await setup(scheduler, settings=settings) as app:
+            assert app.providers.torrent_files.cache_url == app.settings.torrent_cache_url
+    messages = [r.getMessage() for r in caplog.records if r.name == "miauflix.app"]
+    assert messages[0].startswith("demo mode: simulated providers")
+    assert messages[1] == (
+        "demo mode: provider limits raised for the simulator: TMDB 50/s, YTS 10/s, direct "
+        "downloads 10/s per host (real providers' defaults: 40/s, 20/min, 0.5/s)"
+    )

@@ -26,6 +26,7 @@ providers `tmdb`, `yts`, `torrent_files`, `trackers`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -35,10 +36,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from miauflix.db import Database, catalog_counts, open_database
+from miauflix._storage import open_configured_database, prepare_data_dir, start_demo_simulator
+from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
 from miauflix.services import ListSynchronizer, MediaService, SourceService
-from miauflix.settings import Settings
+from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, TaskSpec
 from tickwork.service import ComponentStatus, register_component
@@ -206,7 +208,9 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         The application; `tickwork run` calls its `aclose()` at shutdown.
 
     Raises:
-        miauflix.settings.SettingsError: An environment variable holds an unusable value.
+        miauflix.settings.SettingsError: An environment variable holds an unusable value, the
+            data directory is unusable, or the database cannot be opened; the message names
+            the variable to fix.
         ValueError: A simulator fault knob is out of range.
     """
     if settings is None:
@@ -217,15 +221,24 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         httpx_logger.setLevel(logging.WARNING)
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
+        if settings.demo_mode or not settings.database_url:
+            await asyncio.to_thread(prepare_data_dir, settings.data_dir)
         if settings.demo_mode:
-            simulator = Simulator(faults=_faults(settings))
-            await simulator.start()
+            simulator = await start_demo_simulator(settings.data_dir, _faults(settings))
             stack.push_async_callback(simulator.aclose)
             logger.info(
                 "demo mode: simulated providers at %s and %s (set TMDB_API_TOKEN to use the "
                 "real providers)",
                 simulator.base_url,
                 simulator.udp_tracker_url,
+            )
+            logger.info(
+                "demo mode: provider limits raised for the simulator: TMDB %s, YTS %s, direct "
+                "downloads %s per host (real providers' defaults: %s, %s, %s)",
+                format_rate(settings.tmdb_rate),
+                format_rate(settings.yts_rate),
+                format_rate(settings.download_rate),
+                *RATE_DEFAULTS.values(),
             )
             if settings.simulator_faults:
                 logger.info(
@@ -241,7 +254,7 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
                 trackers=settings.trackers
                 or (simulator.http_tracker_url, simulator.udp_tracker_url),
             )
-        database = await open_database(settings.resolved_database_url)
+        database = await open_configured_database(settings)
         stack.push_async_callback(database.aclose)
         await database.migrate()
         providers = build_providers(settings)

@@ -85,8 +85,9 @@ def build_providers(
 
     Args:
         settings: Uses `tmdb_api_url`, `tmdb_api_token`, `yts_api_url`, `torrent_cache_url`,
-            `trackers` and `http_timeout` (the per-request timeout of every client, and the
-            overall timeout of one tracker scrape).
+            `trackers`, `http_timeout` (the per-request timeout of every client, and the
+            overall timeout of one tracker scrape) and the provider limits `tmdb_rate`,
+            `yts_rate` and `download_rate` (per host).
         udp_base_timeout: First UDP tracker retransmission timeout (BEP 15: 15 s).
         transport: An httpx transport for every HTTP client (tests).
 
@@ -97,17 +98,28 @@ def build_providers(
     """
     timeout = settings.http_timeout
     tmdb = TmdbClient(
-        settings.tmdb_api_url, settings.tmdb_api_token, timeout=timeout, transport=transport
+        settings.tmdb_api_url,
+        settings.tmdb_api_token,
+        timeout=timeout,
+        rate_limit=settings.tmdb_rate,
+        transport=transport,
     )
     yts = YtsDirectory(
-        settings.yts_api_url, trackers=settings.trackers, timeout=timeout, transport=transport
+        settings.yts_api_url,
+        trackers=settings.trackers,
+        timeout=timeout,
+        rate_limit=settings.yts_rate,
+        transport=transport,
     )
     return Providers(
         tmdb=tmdb,
         yts=yts,
         directories=(yts,),
         torrent_files=TorrentFileFetcher(
-            settings.torrent_cache_url, timeout=timeout, transport=transport
+            settings.torrent_cache_url,
+            timeout=timeout,
+            rate_limit=settings.download_rate,
+            transport=transport,
         ),
         trackers=TrackerScraper(
             settings.trackers,
