@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -19,18 +18,9 @@ from tickwork import Execution, ExecutionResult, Scheduler
 from tickwork.service import ComponentStatus, create_app, register_component
 from tickwork.testing import wait_for_runs, wait_until
 
-from .conftest import poll
+from .conftest import poll, serving
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client talking to it in process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 async def test_mounted_under_prefix_with_parent_lifespan() -> None:
