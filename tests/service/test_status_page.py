@@ -505,7 +505,7 @@ OUTCOME_STATUS = {
                 "last_failure_at": NOW - 4.0,
                 "last_error": LONG_REASON,
                 "last_error_code": "unreachable",
-                "rate_limited_until": None,
+                "rate_limited_until": NOW + 7.2,
             },
         },
         "trackers": {
@@ -583,7 +583,7 @@ async def test_outcome_states_last_run_and_attention_from_canned_status(
     await expect(tmdb.locator(".reason")).to_have_text(LONG_REASON)
     await expect(tmdb.locator(".details")).to_have_text(
         "requests 12 · consecutive failures 3 · last success 5 min ago · "
-        "last failure 4 s ago · last error code unreachable"
+        "last failure 4 s ago · last error code unreachable · rate limited for 8 s"
     )
     trackers = page.locator("#component-list > li").filter(has_text="trackers")
     await expect(trackers.locator(".parts li")).to_have_text(

@@ -92,7 +92,7 @@
     return value.slice(0, cut > limit / 2 ? cut : limit) + "…";
   }
   const words = (key) => String(key).replace(/_at$/, "").replace(/_/g, " ");
-  const isTimeKey = (key) => /_(at|until)$/.test(key);
+  const isTimeKey = (key) => /_at$/.test(key);
   const isStatusMap = (v) => v && typeof v === "object" && !Array.isArray(v) &&
     Object.keys(v).length > 0 && Object.values(v).every((s) => s && typeof s.status === "string");
   function detailValue(key, v, now) {
@@ -108,11 +108,17 @@
   }
   // A component's details in words: "requests 12 · last success 3 s ago". Empty values, the
   // reason repeated, and per-part statuses (shown as their own list) are left out.
+  // A deadline (`*_until`) reads "rate limited for 5 s" while it lasts and is left out after.
   function detailLine(d, reason, now) {
     return Object.entries(d || {})
       .filter(([, v]) => v != null && v !== "" && v !== reason && !isStatusMap(v))
-      .map(([k, v]) => words(k) + " " + detailValue(k, v, now))
-      .filter((item) => !item.endsWith(" ")).join(" · ");
+      .map(([k, v]) => {
+        if (!/_until$/.test(k) || typeof v !== "number" || v <= 1e8) {
+          return words(k) + " " + detailValue(k, v, now);
+        }
+        return v > now ? words(k.slice(0, -6)) + " for " + compact(Math.ceil(v - now)) : "";
+      })
+      .filter((item) => item && !item.endsWith(" ")).join(" · ");
   }
   // The last run's outcome: the service's last_outcome, or derived from the older fields.
   function outcomeOf(t) {
@@ -341,7 +347,7 @@
     else if (t.state === "snoozed" || (t.state === "scheduled" && outcome === "snoozed")) {
       attention = "snoozed";
     } else if (t.state !== "running" && t.overdue_by >= OVERDUE_AFTER) attention = "overdue";
-    if (attention !== rec.attention) rec.attention = attention;
+    rec.attention = attention;
     classes(rec.tr, attention ? "attention a-" + attention : t.state === "paused" ? "paused" : "");
     rec.outcome = outcome;
     rec.t = t;
