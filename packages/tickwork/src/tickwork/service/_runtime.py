@@ -145,3 +145,21 @@ class ServiceRuntime:
                 return None
             return {task: self.history.get(task)}
         return {name: self.history.get(name) for name in self.scheduler.list_tasks()}
+
+    def histories(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Return the recent executions of each of ``names`` that is scheduled or remembered.
+
+        Unknown names are left out; a name given twice appears once.
+        """
+        scheduled = set(self.scheduler.list_tasks())
+        document: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            if name not in document:
+                entries = self.history.get(name)
+                if entries or name in scheduled:
+                    document[name] = entries
+        return document
+
+    async def metrics_document(self) -> bytes:
+        """Return ``/metrics``: the scheduler's metrics plus each component's state."""
+        return self.metrics.render(components=await collect_components(self.scheduler))

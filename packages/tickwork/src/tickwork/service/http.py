@@ -16,9 +16,10 @@ Endpoints (all ``GET``):
   longer than its timeout or, without one, than ``stuck_after``, 600 s). ``services`` holds the
   components registered with :func:`tickwork.service.register_component`.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
-- ``/history`` (``?task=NAME`` for one task): ``{"NAME": [{"started_at", "duration",
-  "outcome", "lateness"}, ...]}``, the last executions of each task, oldest first; 404 for an
-  unknown task.
+- ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
+  ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
+  each task, oldest first. One unknown name gets 404; with several names, unknown ones are left
+  out of the answer; more than 100 names get 400.
 
 With a ``token``, every endpoint but ``/health`` needs ``Authorization: Bearer TOKEN``; a
 missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per client
@@ -67,6 +68,8 @@ __all__ = ["create_app"]
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
 _NO_STORE = {"Cache-Control": "no-store"}
+# Task names one /history request may ask for (the status page asks for its visible rows).
+MAX_HISTORY_TASKS = 100
 
 
 def create_app(
@@ -156,10 +159,22 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         runtime.monitor.start()
-        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
+        body = await runtime.metrics_document()
+        return Response(body, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
     async def history(request: Request) -> Response:
-        task = request.query_params.get("task")
+        names = request.query_params.getlist("task")
+        if len(names) > MAX_HISTORY_TASKS:
+            return JSONResponse(
+                {"error": f"at most {MAX_HISTORY_TASKS} task names per request, got {len(names)}"},
+                status_code=400,
+            )
+        if len(names) > 1:
+            # The status page asks for every visible row at once: unknown names (a task
+            # cancelled since the page last refreshed) are left out rather than failing the rest.
+            body = await asyncio.to_thread(_encode_by_task, runtime.histories(names))
+            return Response(body, media_type="application/json", headers=_NO_STORE)
+        task = names[0] if names else None
         document = runtime.history_document(task)
         if document is None:
             return JSONResponse({"error": f"unknown task {task!r}"}, status_code=404)
