@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import logging
 import re
 import socket
 import sys
 
 import httpx
 import pytest
+
+from tickwork import testing
+from tickwork.service._connections import quiet_accept_errors
 
 from .conftest import StartService
 
@@ -107,6 +113,61 @@ async def test_idle_and_slow_header_sockets_do_not_lock_out_health(
     assert "Traceback" not in service.output
     code, _ = await service.stop()
     assert code == 0, service.output
+
+
+async def test_slow_head_after_a_response_is_closed(start_service: StartService) -> None:
+    """After a response, a keep-alive connection gets --header-timeout for its next head."""
+    service = await start_service(IDLE_APP, "--header-timeout", "1")
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+
+    async def drip() -> None:
+        # A slow client: one header line every 0.3 s, which stops uvicorn's keep-alive timer.
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.3)
+
+    try:
+        async with asyncio.timeout(10):
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+            assert length is not None
+            await reader.readexactly(int(length[1]))
+            started = loop.time()
+            dripping = asyncio.create_task(drip())
+            assert await reader.read() == b""
+            elapsed = loop.time() - started
+            dripping.cancel()
+    finally:
+        writer.close()
+    assert 0.9 <= elapsed < 3, elapsed
+
+
+def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """1,000 accept() errors give one line at once and, 10 s later, one line with the count."""
+
+    async def flood() -> None:
+        loop = asyncio.get_running_loop()
+        quiet_accept_errors(loop)
+        error = OSError(errno.EMFILE, "Too many open files")
+        for _ in range(1000):
+            loop.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": error}
+            )
+        await asyncio.sleep(15)
+
+    caplog.set_level(logging.INFO, "tickwork.service")
+    testing.run(flood())
+    lines = [r.getMessage() for r in caplog.records if r.name == "tickwork.service"]
+    what = "Cannot accept HTTP connections: the process is out of file descriptors"
+    assert lines == [
+        f"{what} ([Errno 24] Too many open files)",
+        f"{what}: 999 more time(s) in the last 10 s",
+    ]
 
 
 async def test_trailing_slash_is_not_redirected_to_the_host_header(
