@@ -18,8 +18,14 @@ Endpoints (all ``GET``):
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
   ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
-  each task, oldest first. One unknown name gets 404; with several names, unknown ones are left
-  out of the answer; more than 100 names get 400.
+  each task, oldest first. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
+  not echoed back); with several names, unknown ones are left out of the answer; more than 100
+  names get 400.
+
+Every answer carries ``X-Content-Type-Options: nosniff``, and every JSON answer (errors
+included: 401, 404, 405, 429) ``Cache-Control: no-store``. Unknown paths and methods answer
+JSON 404/405; a trailing slash is not redirected (Starlette would build an absolute ``Location``
+from the request's ``Host`` header).
 
 With a ``token``, every endpoint but ``/health`` needs ``Authorization: Bearer TOKEN``; a
 missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per client
@@ -52,9 +58,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
@@ -177,7 +187,7 @@ def create_app(
         task = names[0] if names else None
         document = runtime.history_document(task)
         if document is None:
-            return JSONResponse({"error": f"unknown task {task!r}"}, status_code=404)
+            return JSONResponse({"error": "unknown task"}, status_code=404)
         if task is not None:
             return JSONResponse(document, headers=_NO_STORE)
         # Every task's history (50,000 entries at 500 tasks) takes ~0.1 s to encode: do it in a
@@ -209,9 +219,46 @@ def create_app(
         Route(path, guard(page_file(path), route="page", protected=False), methods=["GET"])
         for path in PAGE_ROUTES
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(_SafeHeaders)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.router.redirect_slashes = False
     app.state.tickwork = runtime
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown path or method: a JSON error, without echoing the request back."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "not found", 405: "method not allowed"}.get(status, "error")
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class _SafeHeaders:
+    """Add ``X-Content-Type-Options: nosniff`` to every answer, ``Cache-Control: no-store`` to
+    JSON ones (unless the endpoint set its own), whichever part of the app wrote them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("x-content-type-options", "nosniff")
+                if headers.get("content-type", "").startswith("application/json"):
+                    headers.setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _authorized(request: Request, expected: bytes) -> bool:
