@@ -18,7 +18,14 @@ from tickwork import _clock
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
-from tickwork._spec import TaskSpec, check_name, check_seconds, check_task, is_async_callable
+from tickwork._spec import (
+    TaskSpec,
+    check_name,
+    check_seconds,
+    check_sums,
+    check_task,
+    is_async_callable,
+)
 from tickwork._status import ShutdownReport, TaskStatus
 
 __all__ = ["Scheduler"]
@@ -119,6 +126,8 @@ class Scheduler:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
         if max_backoff is not None:
             max_backoff = check_seconds("max_backoff", max_backoff)
+        if jitter:
+            check_sums(interval, jitter, max_backoff)
         loop = self._check_can_add(name)
         self._runners[name] = TaskRunner(
             self,
@@ -219,7 +228,7 @@ class Scheduler:
             return []
         now = loop.time()
         offset = _clock.wall_offset(loop)
-        return [r.snapshot(now, offset, r.timeout) for r in self._runners.values()]
+        return [r.snapshot(now, offset) for r in self._runners.values()]
 
     def task_status(self, name: str) -> TaskStatus:
         """Return a snapshot of one task.
@@ -230,7 +239,7 @@ class Scheduler:
         runner = self._runners.get(check_name(name))
         if runner is None or self._loop is None:
             raise SchedulerError("not_scheduled", name)
-        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop), runner.timeout)
+        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop))
 
     @property
     def closed(self) -> bool:
@@ -355,4 +364,5 @@ class Scheduler:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<Scheduler {state} tasks={len(self._runners)} running={len(self._tasks)}>"
+        running = sum(r.state == "running" for r in self._runners.values())
+        return f"<Scheduler {state} tasks={len(self._runners)} running={running}>"

@@ -10,6 +10,9 @@ Life of the process::
        while ``scheduler.shutdown(grace)`` runs; then the app's resources are released (within
        what is left of grace + 1 s), the report is logged, exit 0
     -> a second signal: exit 128 + signum at once (see ``_signals``)
+    -> a task body raising SystemExit/KeyboardInterrupt (the core records it as that run's
+       failure and tells the hooks): the same graceful shutdown, its report naming the task,
+       exit 1
 
 The process always ends within ``grace + 1`` s of the first signal: the scheduler's shutdown
 and the resource release are bounded, a watchdog thread ends the process (exit 1) if the loop
@@ -36,7 +39,7 @@ from typing import Any
 
 import uvicorn
 
-from tickwork import Scheduler, ShutdownReport
+from tickwork import Execution, ExecutionResult, Scheduler, ShutdownReport
 from tickwork.service._logging import LogFormat, configure_logging
 from tickwork.service._runtime import ServiceRuntime
 from tickwork.service._signals import ShutdownSignals, hard_exit
@@ -72,6 +75,29 @@ class RunOptions:
     log_level: str = "info"
     log_format: LogFormat = "text"
     token: str | None = None
+
+
+class _ExitRequest:
+    """An execution hook: the first body raising SystemExit/KeyboardInterrupt stops the service.
+
+    The core keeps the task scheduled and records the run as a failure; a process-level
+    intent (``sys.exit()`` in a task) is honoured here, as a graceful shutdown.
+    """
+
+    def __init__(self, on_request: Callable[[], None]) -> None:
+        self._on_request = on_request
+        self.task: str | None = None
+        self.error = ""
+
+    def on_start(self, execution: Execution) -> None:
+        """Nothing to do when an execution starts."""
+
+    def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+        """Request the shutdown on the first SystemExit/KeyboardInterrupt of a body."""
+        if self.task is None and isinstance(result.error, (SystemExit, KeyboardInterrupt)):
+            self.task = execution.task
+            self.error = f"{type(result.error).__name__}: {result.error}".rstrip(": ")
+            self._on_request()
 
 
 class _Server(uvicorn.Server):
@@ -152,7 +178,14 @@ async def _serve(
     executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="tickwork-default")
     asyncio.get_running_loop().set_default_executor(executor)
     hook = tracing_hook()
-    scheduler = Scheduler(hooks=[] if hook is None else [hook])
+
+    def exit_requested() -> None:
+        if not stop.is_set():
+            signal_received.append((0, time.monotonic()))
+            stop.set()
+
+    exit_request = _ExitRequest(exit_requested)
+    scheduler = Scheduler(hooks=[exit_request] if hook is None else [exit_request, hook])
     app = create_app(scheduler, token=options.token)
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"
@@ -189,6 +222,12 @@ async def _serve(
         signum, signalled_at = signal_received[0]
         if signum:
             logger.info("Received %s, shutting down gracefully...", signal.Signals(signum).name)
+        elif exit_request.task is not None:
+            logger.error(
+                "Task %s raised %s, shutting down gracefully (exit code 1)...",
+                exit_request.task,
+                exit_request.error,
+            )
         runtime.state = "shutting_down"
         # Stop accepting connections now; uvicorn drains what is open meanwhile.
         server.should_exit = True
@@ -199,10 +238,14 @@ async def _serve(
         if not released:
             logger.error("Releasing the app's resources did not finish in time; exiting anyway")
     await _bounded(server_task, end - 0.1 - time.monotonic())
-    code = 0 if released else 1
+    code = 0 if released and exit_request.task is None else 1
     if report is not None:
+        cause = ""
+        if exit_request.task is not None:
+            cause = f" (requested by task {exit_request.task}: {exit_request.error})"
         logger.info(
-            "Shutdown complete: finished: %s; cancelled: %s; abandoned in threads: %s",
+            "Shutdown complete%s: finished: %s; cancelled: %s; abandoned in threads: %s",
+            cause,
             ", ".join(report.finished) or "none",
             ", ".join(report.cancelled) or "none",
             ", ".join(report.abandoned) or "none",
