@@ -36,9 +36,10 @@ Fields in each state (loop times; ``snapshot`` converts them to epoch seconds)::
                                                                                   plain function
                                                                                   runs
 
-``runs``, ``failures``, ``consecutive_failures``, ``last_finished``, ``last_success``,
-``last_duration`` and ``last_error`` change only in ``_end`` (or the fast path, which writes the
-same values: pinned by ``tests/core/test_runner.py``).
+``runs``, ``failures``, ``consecutive_failures``, ``last_finished``, ``last_duration`` and
+``last_error`` change only in ``_end`` (or the fast path, which writes the same values: pinned
+by ``tests/core/test_runner.py``). ``last_success`` is stored only when a failure streak
+begins; without failures it is ``last_finished``.
 
 _WAITS, chosen after each execution from ``wait = deadline - now``:
 
@@ -212,6 +213,9 @@ class TaskRunner:
         """A frozen status at loop time ``now``; ``offset`` converts loop times to epoch."""
         running = self.state == "running"
         started = self.last_started
+        # While no failure is pending, the latest finish was a success (the fast path does not
+        # write last_success); _end stores it when a failure streak begins.
+        last_success = self.last_success if self.consecutive_failures else self.last_finished
         return TaskStatus(
             name=self.name,
             interval=self.interval,
@@ -222,7 +226,7 @@ class TaskRunner:
             consecutive_failures=self.consecutive_failures,
             last_started_at=None if started is None else started + offset,
             last_finished_at=None if self.last_finished is None else self.last_finished + offset,
-            last_success_at=None if self.last_success is None else self.last_success + offset,
+            last_success_at=None if last_success is None else last_success + offset,
             last_duration=self.last_duration,
             last_error=self.last_error,
             next_run_at=None if running or self.cancelled else self.deadline + offset,
@@ -257,12 +261,8 @@ class TaskRunner:
         recheck = _RECHECK_LOGGING
         while not self.cancelled:
             keep = True  # False: continue on a fresh asyncio task (the "park" wait)
-            gate = scheduler._may_run
-            if gate is not None and not gate(self.name):
-                wait = self._wait()  # a skipped run, not counted
-                self.deadline = clock() + wait
-            elif fast and not (scheduler._hooks or self.consecutive_failures or verbose):
-                # The fast path: what _execute and _end do for a success without hooks.
+            if fast and scheduler._plain and not (self.consecutive_failures or verbose):
+                # The fast path: what _execute and _end record for a success without hooks.
                 started = clock()
                 self.state = "running"
                 self.last_started = started
@@ -270,8 +270,7 @@ class TaskRunner:
                     await fn()
                 except asyncio.CancelledError as exc:
                     if _cancel_requested():
-                        self._end_cancelled(None)
-                        raise
+                        raise  # no hook to tell
                     keep = self._failed(None, exc)
                     wait = self.deadline - clock()
                 except BaseException as exc:
@@ -280,15 +279,19 @@ class TaskRunner:
                 else:
                     finished = clock()
                     self.runs += 1
-                    self.last_finished = finished
-                    self.last_success = finished
+                    self.last_finished = finished  # also the last success: see snapshot()
                     self.last_duration = finished - started
                     self.state = "scheduled"
                     self.deadline = finished + interval
                     wait = interval
             else:
-                keep = await self._execute(clock())
-                wait = self.deadline - clock()
+                gate = scheduler._may_run
+                if gate is not None and not gate(self.name):
+                    wait = self._wait()  # a skipped run, not counted
+                    self.deadline = clock() + wait
+                else:
+                    keep = await self._execute(clock())
+                    wait = self.deadline - clock()
             if self.cancelled:
                 return
             if not keep or wait >= _PARK_AFTER:
@@ -454,12 +457,13 @@ class TaskRunner:
         loop = self._loop
         now = loop.time()
         started = self.last_started if self.last_started is not None else now
+        if error is not None and not self.consecutive_failures:
+            self.last_success = self.last_finished  # a streak begins: the previous run succeeded
         self.runs += 1
         self.last_finished = now
         self.last_duration = now - started
         outcome: Outcome = "success"
         if error is None:
-            self.last_success = now
             if self.consecutive_failures:
                 self._failure_log.succeeded(self.consecutive_failures, now)
                 self.consecutive_failures = 0

@@ -64,9 +64,11 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._shutdown_report: ShutdownReport | None = None
-        # The single seam for scale-out: when set, every execution first asks it whether this
-        # replica may run the task now (a coordination backend answers). None: always.
-        self._may_run: Callable[[str], bool] | None = None
+        # The single seam for scale-out (``_may_run``): when set, every execution first asks it
+        # whether this replica may run the task now (a coordination backend answers).
+        self._gate: Callable[[str], bool] | None = None
+        # No hook and no gate: the runners may take their fast path (see _execution).
+        self._plain = not self._hooks
 
     # -- registration -------------------------------------------------------------------------
 
@@ -249,10 +251,22 @@ class Scheduler:
     def add_hook(self, hook: ExecutionHook) -> None:
         """Add an execution hook; it sees executions that start from now on."""
         self._hooks = (*self._hooks, hook)
+        self._plain = False
 
     def remove_hook(self, hook: ExecutionHook) -> None:
         """Remove a hook added earlier; unknown hooks are ignored."""
         self._hooks = tuple(h for h in self._hooks if h is not hook)
+        self._plain = not self._hooks and self._gate is None
+
+    @property
+    def _may_run(self) -> Callable[[str], bool] | None:
+        """The scale-out gate: ``None`` (always run) or ``gate(task_name) -> bool``."""
+        return self._gate
+
+    @_may_run.setter
+    def _may_run(self, gate: Callable[[str], bool] | None) -> None:
+        self._gate = gate
+        self._plain = not self._hooks and gate is None
 
     # -- shutdown -------------------------------------------------------------------------------
 
