@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["SUMMARY_EVERY", "TRACEBACK_EVERY", "FailureLog"]
+__all__ = ["FailureLog"]
 
 _log = logging.getLogger("tickwork.scheduler")
 

@@ -20,8 +20,8 @@ from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
 from tickwork._spec import (
     TaskSpec,
+    check_finite,
     check_name,
-    check_seconds,
     check_sums,
     check_task,
     is_async_callable,
@@ -118,16 +118,16 @@ class Scheduler:
         # about what creating 100,000 asyncio tasks does (benchmarks/core.py, case 4).
         check_name(name)
         if type(interval) is not float or not 0.0 <= interval < _INF:
-            interval = check_seconds("interval", interval)
+            interval = check_finite("interval", interval)
         check_task(task)
         if timeout is not None:
-            timeout = check_seconds("timeout", timeout, zero=False)
+            timeout = check_finite("timeout", timeout, zero=False)
         if type(jitter) is not float or not 0.0 <= jitter < _INF:
-            jitter = check_seconds("jitter", jitter)
+            jitter = check_finite("jitter", jitter)
         if run_immediately is not True and run_immediately is not False:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
         if max_backoff is not None:
-            max_backoff = check_seconds("max_backoff", max_backoff)
+            max_backoff = check_finite("max_backoff", max_backoff)
         if jitter:
             check_sums(interval, jitter, max_backoff)
         loop = self._check_can_add(name)
@@ -288,7 +288,7 @@ class Scheduler:
             Which tasks' executions finished, were cancelled, or were left running in a
             thread (plain functions cannot be stopped).
         """
-        grace = check_seconds("grace", grace)
+        grace = check_finite("grace", grace)
         if self._shutdown_report is not None:
             return self._shutdown_report
         self._closed = True

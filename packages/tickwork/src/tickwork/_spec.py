@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
-__all__ = ["TaskSpec", "check_seconds", "is_async_callable"]
+__all__ = ["TaskSpec", "check_finite", "is_async_callable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +46,16 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_name(self.name))
-        object.__setattr__(self, "interval", check_seconds("interval", self.interval))
+        object.__setattr__(self, "interval", check_finite("interval", self.interval))
         check_task(self.task)
         if self.timeout is not None:
-            object.__setattr__(self, "timeout", check_seconds("timeout", self.timeout, zero=False))
-        object.__setattr__(self, "jitter", check_seconds("jitter", self.jitter))
+            object.__setattr__(self, "timeout", check_finite("timeout", self.timeout, zero=False))
+        object.__setattr__(self, "jitter", check_finite("jitter", self.jitter))
         check_sums(self.interval, self.jitter, self.max_backoff)
         if not isinstance(self.run_immediately, bool):
             raise TypeError(f"run_immediately must be a bool, got {self.run_immediately!r}")
         if self.max_backoff is not None:
-            object.__setattr__(self, "max_backoff", check_seconds("max_backoff", self.max_backoff))
+            object.__setattr__(self, "max_backoff", check_finite("max_backoff", self.max_backoff))
 
     @property
     def is_async(self) -> bool:
@@ -71,10 +71,11 @@ def check_name(name: object) -> str:
     return name
 
 
-def check_seconds(param: str, value: object, *, zero: bool = True) -> float:
-    """Return ``value`` as a float: a finite number of seconds, ``> 0`` (or ``>= 0`` with ``zero``).
+def check_finite(param: str, value: object, *, zero: bool = True, unit: str = "seconds") -> float:
+    """Return ``value`` as a float: a finite number ``>= 0`` (``> 0`` when ``zero`` is false).
 
-    The one check of a duration in tickwork (the core's arguments and the service's settings).
+    The one check of "a finite number > 0" in tickwork: the core's arguments and the service's
+    settings (durations, rates).
 
     Raises:
         TypeError: ``value`` is not a real number (a bool is refused: ``True`` seconds is
@@ -84,7 +85,7 @@ def check_seconds(param: str, value: object, *, zero: bool = True) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(
-            f"{param} must be a real number of seconds, got {type(value).__name__} {value!r}"
+            f"{param} must be a real number of {unit}, got {type(value).__name__} {value!r}"
         )
     bound = ">= 0" if zero else "> 0"
     try:
