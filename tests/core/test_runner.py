@@ -349,3 +349,16 @@ async def test_scheduler_repr_counts_running_executions_only() -> None:
         await asyncio.sleep(0.2)
         assert repr(scheduler) == "<Scheduler open tasks=2 running=1>"
         release.set()
+
+
+async def test_hook_added_during_a_run_hears_of_its_end() -> None:
+    """wait_for_runs called while a run is under way returns when that run finishes."""
+
+    async def two_seconds() -> None:
+        await asyncio.sleep(2)
+
+    async with Scheduler() as scheduler:
+        scheduler.schedule_task("slow", 10.0, two_seconds)
+        await asyncio.sleep(1)
+        await wait_for_runs(scheduler, "slow", 1)
+        assert asyncio.get_running_loop().time() == 2.0

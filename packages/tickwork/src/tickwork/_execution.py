@@ -277,13 +277,17 @@ class TaskRunner:
                     keep = self._failed(None, exc)
                     wait = self.deadline - clock()
                 else:
-                    finished = clock()
-                    self.runs += 1
-                    self.last_finished = finished  # also the last success: see snapshot()
-                    self.last_duration = finished - started
-                    self.state = "scheduled"
-                    self.deadline = finished + interval
-                    wait = interval
+                    if scheduler._plain:
+                        finished = clock()
+                        self.runs += 1
+                        self.last_finished = finished  # also the last success: see snapshot()
+                        self.last_duration = finished - started
+                        self.state = "scheduled"
+                        self.deadline = finished + interval
+                        wait = interval
+                    else:  # a hook was added during the run: _end tells it of the finish
+                        self._end(None, None)
+                        wait = self.deadline - clock()
             else:
                 gate = scheduler._may_run
                 if gate is not None and not gate(self.name):
@@ -457,6 +461,9 @@ class TaskRunner:
         loop = self._loop
         now = loop.time()
         started = self.last_started if self.last_started is not None else now
+        if execution is None and self._scheduler._hooks:
+            # A hook added while the body ran (wait_for_runs does) hears of its end.
+            execution = self._execution(started)
         if error is not None and not self.consecutive_failures:
             self.last_success = self.last_finished  # a streak begins: the previous run succeeded
         self.runs += 1

@@ -43,8 +43,10 @@ class Scheduler:
 
     Every task runs first at once (or after one interval with ``run_immediately=False``), then
     ``interval`` seconds after each execution *finishes* (fixed delay): a task never overlaps
-    itself. A task that raises is logged and rescheduled; one that hangs, fails or is cancelled
-    never delays another.
+    itself. A task that raises is logged and rescheduled, whatever it raises (``SystemExit``
+    and ``KeyboardInterrupt`` included: they are that run's failure, reported to the hooks);
+    only :meth:`cancel_task` and :meth:`shutdown` remove a task. One that hangs, fails or is
+    cancelled never delays another.
 
     Use it inside a running event loop; as an async context manager it shuts down on exit::
 
@@ -92,8 +94,11 @@ class Scheduler:
             name: Unique, non-empty name; it identifies the task in status, logs and metrics.
             interval: Seconds from one execution's completion to the next start; 0 runs again
                 on the next loop iteration.
-            task: A zero-argument coroutine function (awaited on the loop) or plain function
-                (run in a worker thread, so it never blocks the loop).
+            task: A zero-argument coroutine function (awaited on the loop; also a
+                ``functools.partial`` of one, or an object whose ``__call__`` is ``async``) or
+                plain function (run in a worker thread, so it never blocks the loop). When a
+                plain function returns an awaitable (``lambda: svc.refresh(6)``), that
+                awaitable is then awaited on the loop, within ``timeout``.
             timeout: Seconds an execution may run. A coroutine past it is cancelled; a plain
                 function cannot be stopped, so the scheduler stops waiting, counts a failure,
                 and the next run waits until the function has returned. None: no limit.
@@ -108,8 +113,9 @@ class Scheduler:
 
         Raises:
             TypeError: An argument has the wrong type (the message names it); a coroutine
-                object was passed instead of the function.
-            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds).
+                object was passed instead of the function; ``task`` needs arguments.
+            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds,
+                a number too large for a float, ``interval + jitter`` overflowing).
             RuntimeError: No event loop is running in this thread, or the scheduler is bound to
                 another loop.
             SchedulerError: ``"already_scheduled"`` (the name is taken) or ``"shut_down"``.
