@@ -72,7 +72,7 @@ CASES: tuple[Case, ...] = (
         "1",
         "1,000 tasks, interval 0, trivial async body",
         "exec_cpu",
-        {"tasks": 1000, "interval": 0.0, "warmup": 0.5, "window": 1.5},
+        {"tasks": 1000, "interval": 0.0, "warmup": 0.5, "window": 1.5, "slices": 6},
         {"warmup": 0.2, "window": 0.5},
         impls=("bare", "tickwork"),
         not_applicable={
@@ -197,6 +197,13 @@ def _flat(runs: list[Run], ratios: list[float]) -> bool | None:
 
 ROWS: tuple[Row, ...] = (
     Row("1", "cpu_per_exec_us", "CPU per execution (µs)", "<= 1.2x", _ratio_at_most(1.2)),
+    Row(
+        "1",
+        "cpu_per_exec_best_us",
+        "CPU per execution, cheapest of 6 slices (µs)",
+        "<= 1.2x",
+        _ratio_at_most(1.2),
+    ),
     Row("1b", "cpu_per_exec_us", "CPU per execution (µs)", "info (issue: APScheduler ~15x)"),
     Row("2", "p50_ms", "lateness p50 (ms)"),
     Row("2", "p99_ms", "lateness p99 (ms)", "<= 1.5x and < 3 ms", _p99_target("p99_ms")),
