@@ -384,7 +384,9 @@ def markdown(summary: list[dict[str, Any]], cases: Sequence[Case], meta: dict[st
     """The Markdown report: command, machine, the table, notes."""
     lines = [
         f"Command: `{meta['command']}`  ",
-        f"Date: {meta['date']}, {meta['repeats']} repeat(s), {meta['seconds']:.0f} s in all  ",
+        f"Date: {meta['date']}, {meta['repeats']} repeat(s)"
+        + "".join(f" (case {key}: {n})" for key, n in meta.get("case_repeats", {}).items())
+        + f", {meta['seconds']:.0f} s in all  ",
         f"Machine: {meta['machine']['nproc']} CPUs ({meta['machine']['cpu']}), "
         f"{meta['machine']['implementation']} {meta['machine']['python']}, "
         f"{meta['machine']['platform']}; load average at start "
@@ -483,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "repeats": repeats,
+        "case_repeats": {c.key: c.repeats for c in cases if not args.quick and c.repeats > repeats},
         "seconds": time.perf_counter() - started,
         "machine": machine,
         "loadavg_end": os.getloadavg(),
