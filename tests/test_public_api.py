@@ -30,7 +30,6 @@ def test_testing_all_is_pinned() -> None:
     """tickwork.testing exports exactly the documented helpers."""
     assert tickwork.testing.__all__ == [
         "VirtualTimeLoop",
-        "VirtualTimePolicy",
         "run",
         "wait_for_runs",
         "wait_until",

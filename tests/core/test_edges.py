@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from tickwork import Scheduler
-from tickwork import testing as tw_testing
 from tickwork.testing import wait_for_runs, wait_until
 
 
@@ -97,22 +96,6 @@ async def test_gate_decides_each_execution_and_skipped_runs_are_not_counted() ->
         allowed = True
         await wait_for_runs(scheduler, "leader-only", 1)
     assert starts == [30.0]
-
-
-def test_system_exit_from_the_body_propagates() -> None:
-    """SystemExit raised by a task is not swallowed: it ends the loop's run."""
-
-    async def leave() -> None:
-        raise SystemExit(3)
-
-    async def main() -> None:
-        async with Scheduler() as scheduler:
-            scheduler.schedule_task("exit", 1.0, leave)
-            await asyncio.sleep(10)
-
-    with pytest.raises(SystemExit) as info:
-        tw_testing.run(main())
-    assert info.value.code == 3
 
 
 @pytest.mark.slow

@@ -525,3 +525,46 @@ async def test_example_app_runs(start_service: StartService) -> None:
     code, _ = await service.stop()
     assert code == 0
     assert "Example app released" in service.output
+
+
+@pytest.mark.parametrize("error", ["SystemExit(3)", "KeyboardInterrupt"])
+async def test_body_asking_to_exit_shuts_down_gracefully_with_exit_1(
+    start_service: StartService, error: str
+) -> None:
+    """A body's SystemExit/KeyboardInterrupt starts the graceful shutdown; its report names it."""
+    service = await start_service(
+        f"""
+        import asyncio
+        import logging
+
+        class Resource:
+            async def aclose(self):
+                logging.getLogger("testapp").info("resource released")
+
+        async def slow():
+            logging.getLogger("testapp").info("slow started")
+            await asyncio.sleep(1.0)
+
+        async def leave():
+            await asyncio.sleep(0.3)
+            raise {error}
+
+        async def setup(scheduler):
+            scheduler.schedule_task("slow", 60, slow)
+            scheduler.schedule_task("leave", 60, leave)
+            return Resource()
+        """,
+        "--grace",
+        "3",
+    )
+    code = await service.wait_exit()
+    assert code == 1, service.output
+    name = error.removesuffix("(3)")
+    assert f"Task leave failed: {name}" in service.output
+    assert f"Task leave raised {name}" in service.output
+    assert "shutting down gracefully (exit code 1)" in service.output
+    assert "resource released" in service.output
+    assert (
+        f"Shutdown complete (requested by task leave: {error.replace('(3)', ': 3')}): "
+        "finished: slow; cancelled: none"
+    ) in service.output

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-__all__ = ["wall_offset", "wall_time"]
+__all__ = ["wall_offset"]
 
 
 def wall_time(loop: asyncio.AbstractEventLoop) -> float:

@@ -18,7 +18,14 @@ from tickwork import _clock
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
-from tickwork._spec import TaskSpec, check_name, check_seconds, check_task, is_async_callable
+from tickwork._spec import (
+    TaskSpec,
+    check_finite,
+    check_name,
+    check_sums,
+    check_task,
+    is_async_callable,
+)
 from tickwork._status import ShutdownReport, TaskStatus
 
 __all__ = ["Scheduler"]
@@ -36,8 +43,10 @@ class Scheduler:
 
     Every task runs first at once (or after one interval with ``run_immediately=False``), then
     ``interval`` seconds after each execution *finishes* (fixed delay): a task never overlaps
-    itself. A task that raises is logged and rescheduled; one that hangs, fails or is cancelled
-    never delays another.
+    itself. A task that raises is logged and rescheduled, whatever it raises (``SystemExit``
+    and ``KeyboardInterrupt`` included: they are that run's failure, reported to the hooks);
+    only :meth:`cancel_task` and :meth:`shutdown` remove a task. One that hangs, fails or is
+    cancelled never delays another.
 
     Use it inside a running event loop; as an async context manager it shuts down on exit::
 
@@ -57,9 +66,11 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._shutdown_report: ShutdownReport | None = None
-        # The single seam for scale-out: when set, every execution first asks it whether this
-        # replica may run the task now (a coordination backend answers). None: always.
-        self._may_run: Callable[[str], bool] | None = None
+        # The single seam for scale-out (``_may_run``): when set, every execution first asks it
+        # whether this replica may run the task now (a coordination backend answers).
+        self._gate: Callable[[str], bool] | None = None
+        # No hook and no gate: the runners may take their fast path (see _execution).
+        self._plain = not self._hooks
 
     # -- registration -------------------------------------------------------------------------
 
@@ -83,8 +94,11 @@ class Scheduler:
             name: Unique, non-empty name; it identifies the task in status, logs and metrics.
             interval: Seconds from one execution's completion to the next start; 0 runs again
                 on the next loop iteration.
-            task: A zero-argument coroutine function (awaited on the loop) or plain function
-                (run in a worker thread, so it never blocks the loop).
+            task: A zero-argument coroutine function (awaited on the loop; also a
+                ``functools.partial`` of one, or an object whose ``__call__`` is ``async``) or
+                plain function (run in a worker thread, so it never blocks the loop). When a
+                plain function returns an awaitable (``lambda: svc.refresh(6)``), that
+                awaitable is then awaited on the loop, within ``timeout``.
             timeout: Seconds an execution may run. A coroutine past it is cancelled; a plain
                 function cannot be stopped, so the scheduler stops waiting, counts a failure,
                 and the next run waits until the function has returned. None: no limit.
@@ -99,8 +113,9 @@ class Scheduler:
 
         Raises:
             TypeError: An argument has the wrong type (the message names it); a coroutine
-                object was passed instead of the function.
-            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds).
+                object was passed instead of the function; ``task`` needs arguments.
+            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds,
+                a number too large for a float, ``interval + jitter`` overflowing).
             RuntimeError: No event loop is running in this thread, or the scheduler is bound to
                 another loop.
             SchedulerError: ``"already_scheduled"`` (the name is taken) or ``"shut_down"``.
@@ -109,16 +124,18 @@ class Scheduler:
         # about what creating 100,000 asyncio tasks does (benchmarks/core.py, case 4).
         check_name(name)
         if type(interval) is not float or not 0.0 <= interval < _INF:
-            interval = check_seconds("interval", interval)
+            interval = check_finite("interval", interval)
         check_task(task)
         if timeout is not None:
-            timeout = check_seconds("timeout", timeout, zero=False)
+            timeout = check_finite("timeout", timeout, zero=False)
         if type(jitter) is not float or not 0.0 <= jitter < _INF:
-            jitter = check_seconds("jitter", jitter)
+            jitter = check_finite("jitter", jitter)
         if run_immediately is not True and run_immediately is not False:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
         if max_backoff is not None:
-            max_backoff = check_seconds("max_backoff", max_backoff)
+            max_backoff = check_finite("max_backoff", max_backoff)
+        if jitter:
+            check_sums(interval, jitter, max_backoff)
         loop = self._check_can_add(name)
         self._runners[name] = TaskRunner(
             self,
@@ -219,7 +236,7 @@ class Scheduler:
             return []
         now = loop.time()
         offset = _clock.wall_offset(loop)
-        return [r.snapshot(now, offset, r.timeout) for r in self._runners.values()]
+        return [r.snapshot(now, offset) for r in self._runners.values()]
 
     def task_status(self, name: str) -> TaskStatus:
         """Return a snapshot of one task.
@@ -230,7 +247,7 @@ class Scheduler:
         runner = self._runners.get(check_name(name))
         if runner is None or self._loop is None:
             raise SchedulerError("not_scheduled", name)
-        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop), runner.timeout)
+        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop))
 
     @property
     def closed(self) -> bool:
@@ -240,10 +257,22 @@ class Scheduler:
     def add_hook(self, hook: ExecutionHook) -> None:
         """Add an execution hook; it sees executions that start from now on."""
         self._hooks = (*self._hooks, hook)
+        self._plain = False
 
     def remove_hook(self, hook: ExecutionHook) -> None:
         """Remove a hook added earlier; unknown hooks are ignored."""
         self._hooks = tuple(h for h in self._hooks if h is not hook)
+        self._plain = not self._hooks and self._gate is None
+
+    @property
+    def _may_run(self) -> Callable[[str], bool] | None:
+        """The scale-out gate: ``None`` (always run) or ``gate(task_name) -> bool``."""
+        return self._gate
+
+    @_may_run.setter
+    def _may_run(self, gate: Callable[[str], bool] | None) -> None:
+        self._gate = gate
+        self._plain = not self._hooks and gate is None
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -265,7 +294,7 @@ class Scheduler:
             Which tasks' executions finished, were cancelled, or were left running in a
             thread (plain functions cannot be stopped).
         """
-        grace = check_seconds("grace", grace)
+        grace = check_finite("grace", grace)
         if self._shutdown_report is not None:
             return self._shutdown_report
         self._closed = True
@@ -355,4 +384,5 @@ class Scheduler:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<Scheduler {state} tasks={len(self._runners)} running={len(self._tasks)}>"
+        running = sum(r.state == "running" for r in self._runners.values())
+        return f"<Scheduler {state} tasks={len(self._runners)} running={running}>"

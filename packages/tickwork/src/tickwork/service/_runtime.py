@@ -13,14 +13,14 @@ through all three.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from tickwork._spec import check_finite
 from tickwork.service._components import collect_components
 from tickwork.service._history import HistoryRing
 from tickwork.service._lag import LoopMonitor
-from tickwork.service._taskview import overdue_by, task_view
+from tickwork.service._taskview import DEFAULT_STUCK_AFTER, overdue_by, task_view
 from tickwork.service.metrics import SchedulerMetrics
 
 if TYPE_CHECKING:
@@ -52,15 +52,12 @@ class ServiceRuntime:
         scheduler: Scheduler,
         *,
         lag_threshold: float = 1.0,
-        stuck_after: float = 600.0,
+        stuck_after: float = DEFAULT_STUCK_AFTER,
         history_size: int = 100,
         probe_interval: float = 0.25,
     ) -> None:
-        for name, value in (("lag_threshold", lag_threshold), ("stuck_after", stuck_after)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_finite("lag_threshold", lag_threshold, zero=False)
+        check_finite("stuck_after", stuck_after, zero=False)
         self.scheduler = scheduler
         self.state: ServicePhase = "running"
         self.started_at = time.time()

@@ -12,6 +12,9 @@ Life of the process::
        connections while ``scheduler.shutdown(grace)`` runs; its report is logged; then the
        app's resources are released; every step is bounded by one ``ShutdownDeadline``
     -> a second signal: exit 128 + signum at once (see ``_signals``)
+    -> a task body raising SystemExit/KeyboardInterrupt (the core records it as that run's
+       failure and tells the hooks): the same graceful shutdown, its report naming the task,
+       exit 1
 
 The process always ends within ``grace + 1`` s of the request. Exit code: the request's (0
 after a signal), or 1 when the shutdown overran: an execution ignored its cancellation, the
@@ -85,6 +88,29 @@ class RunOptions:
     forwarded_allow_ips: str | None = None
     max_connections: int = 100
     header_timeout: float = 10.0
+
+
+class _ExitRequest:
+    """An execution hook: the first body raising SystemExit/KeyboardInterrupt stops the service.
+
+    The core keeps the task scheduled and records the run as a failure; a process-level
+    intent (``sys.exit()`` in a task) is honoured here, as a graceful shutdown.
+    """
+
+    def __init__(self, signals: ShutdownSignals) -> None:
+        self._signals = signals
+        self.task: str | None = None
+        self.error = ""
+
+    def on_start(self, execution: Execution) -> None:
+        """Nothing to do when an execution starts."""
+
+    def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+        """Request the shutdown on the first SystemExit/KeyboardInterrupt of a body."""
+        if self.task is None and isinstance(result.error, (SystemExit, KeyboardInterrupt)):
+            self.task = execution.task
+            self.error = f"{type(result.error).__name__}: {result.error}".rstrip(": ")
+            self._signals.request(f"Task {self.task} raised {self.error}", 1)
 
 
 class _Server(uvicorn.Server):
@@ -211,7 +237,9 @@ async def _serve(
     asyncio.get_running_loop().set_default_executor(executor)
     hook = tracing_hook()
     running = _Running()
-    scheduler = Scheduler(hooks=[running] if hook is None else [hook, running])
+    exit_request = _ExitRequest(signals)
+    hooks: list[Any] = [running, exit_request] if hook is None else [hook, running, exit_request]
+    scheduler = Scheduler(hooks=hooks)
     app = create_app(scheduler, token=options.token)
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"
@@ -231,12 +259,20 @@ async def _serve(
             await _wait_for_stop(stop, server_task, signals)
         request = requests[0]
         deadline = request.deadline
-        logger.info("%s, shutting down gracefully...", request.reason)
+        if request.signum is None and exit_request.task is not None:
+            logger.error(
+                "%s, shutting down gracefully (exit code %d)...", request.reason, request.exit_code
+            )
+        else:
+            logger.info("%s, shutting down gracefully...", request.reason)
         runtime.state = "shutting_down"
         # Stop accepting connections now; uvicorn drains what is open meanwhile.
         server.should_exit = True
         report = await _shutdown_scheduler(scheduler, options.grace, deadline.scheduler_by)
-        left_running, overran = _log_report(report, running.names(), deadline)
+        cause = ""
+        if exit_request.task is not None and request.signum is None:
+            cause = f" (requested by task {exit_request.task}: {exit_request.error})"
+        left_running, overran = _log_report(report, running.names(), deadline, cause)
         # What is left of the budget goes to the app's resources, then to the HTTP server.
         released = await _bounded(resources.aclose(), deadline.left(deadline.resources_by))
         if not released:
@@ -281,7 +317,7 @@ def _log_serving(options: RunOptions, sock: socket.socket, tasks: list[str]) -> 
 
 
 def _log_report(
-    report: ShutdownReport | None, running: list[str], deadline: ShutdownDeadline
+    report: ShutdownReport | None, running: list[str], deadline: ShutdownDeadline, cause: str = ""
 ) -> tuple[list[str], bool]:
     """Log what the scheduler's shutdown did.
 
@@ -303,8 +339,9 @@ def _log_report(
     cancelled = [name for name in report.cancelled if name not in ignored]
     logger.log(
         logging.WARNING if ignored else logging.INFO,
-        "Shutdown complete: finished: %s; cancelled: %s; abandoned in threads: %s; "
+        "Shutdown complete%s: finished: %s; cancelled: %s; abandoned in threads: %s; "
         "ignored cancellation: %s",
+        cause,
         ", ".join(report.finished) or "none",
         ", ".join(cancelled) or "none",
         ", ".join(report.abandoned) or "none",

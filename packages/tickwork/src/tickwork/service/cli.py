@@ -29,6 +29,7 @@ import click
 import httpx
 from click.core import ParameterSource
 
+from tickwork.service._components import truncate
 from tickwork.service._loader import LoadError, load_target
 from tickwork.service._serve import RunOptions, ServiceError, run_service
 
@@ -341,7 +342,7 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
                 else str(task.get("failures", 0)),
                 _seconds(task.get("last_duration")),
                 "-" if next_run is None else f"in {_seconds(max(0.0, next_run - now))}",
-                _clip(error.splitlines()[0] if error.strip() else "-", 60),
+                truncate(error.splitlines()[0] if error.strip() else "-", 60),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -385,10 +386,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         click.echo("tickwork: aborted", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(message: str) -> str:

@@ -66,9 +66,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tickwork._spec import check_finite
 from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
 from tickwork.service._runtime import ServiceRuntime
+from tickwork.service._taskview import DEFAULT_STUCK_AFTER
 from tickwork.service.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ def create_app(
     rate_limit: float = 10.0,
     burst: int | None = None,
     lag_threshold: float = 1.0,
-    stuck_after: float = 600.0,
+    stuck_after: float = DEFAULT_STUCK_AFTER,
     history_size: int = 100,
 ) -> Starlette:
     """Return the Starlette app serving ``scheduler``'s status, health, metrics and history.
@@ -121,10 +123,7 @@ def create_app(
         raise TypeError(f"token must be a str or None, got {type(token).__name__}")
     if token == "":
         raise ValueError("token must be a non-empty str or None, got ''")
-    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
-        raise TypeError(f"rate_limit must be a number, got {rate_limit!r}")
-    if not math.isfinite(rate_limit) or rate_limit <= 0:
-        raise ValueError(f"rate_limit must be a finite number > 0, got {rate_limit!r}")
+    check_finite("rate_limit", rate_limit, zero=False, unit="requests per second")
     limiter = RateLimiter(rate_limit, burst)
     runtime = ServiceRuntime(
         scheduler,
