@@ -34,7 +34,6 @@ def test_testing_all_is_pinned() -> None:
     assert tickwork.testing.__all__ == [
         "SimulatedCluster",
         "VirtualTimeLoop",
-        "VirtualTimePolicy",
         "run",
         "wait_for_runs",
         "wait_until",

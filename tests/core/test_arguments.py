@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import warnings
 from typing import Any
@@ -14,6 +15,23 @@ from tickwork import Scheduler, SchedulerError, TaskSpec
 
 async def job() -> None:
     """A trivial task."""
+
+
+async def needs_one(days: int) -> None:
+    """A task that needs an argument."""
+
+
+class Needy:
+    """Callables that need arguments, and some that do not."""
+
+    def method(self, days: int) -> None:
+        """Needs one argument besides self."""
+
+    def fine(self, days: int = 1, *more: int) -> None:
+        """Needs nothing."""
+
+    def __call__(self, *, days: int) -> None:
+        """Needs a keyword argument."""
 
 
 @pytest.mark.parametrize(
@@ -40,6 +58,23 @@ async def job() -> None:
         ({"max_backoff": -2}, ValueError, "max_backoff must be a finite number >= 0, got -2"),
         ({"max_backoff": "9"}, TypeError, "max_backoff must be a real number"),
         ({"run_immediately": 1}, TypeError, "run_immediately must be a bool, got 1"),
+        ({"interval": 10**400}, ValueError, "interval must be a finite number >= 0, got 1000"),
+        ({"timeout": 10**400}, ValueError, "timeout must be a finite number > 0, got 1000"),
+        (
+            {"interval": 1e308, "jitter": 1e308},
+            ValueError,
+            "interval + jitter must be finite, got interval=1e+308 jitter=1e+308",
+        ),
+        (
+            {"max_backoff": 1e308, "jitter": 1e308},
+            ValueError,
+            "max_backoff + jitter must be finite",
+        ),
+        ({"task": needs_one}, TypeError, "zero-argument callable; needs_one needs days: pass them"),
+        ({"task": lambda days: None}, TypeError, "<lambda> needs days"),
+        ({"task": Needy().method}, TypeError, "Needy.method needs days"),
+        ({"task": Needy()}, TypeError, "Needy object needs days"),
+        ({"task": functools.partial(needs_one)}, TypeError, "needs days"),
     ],
 )
 async def test_bad_argument_is_named_and_nothing_registered(
@@ -54,6 +89,19 @@ async def test_bad_argument_is_named_and_nothing_registered(
     assert fragment in str(info.value)
     assert scheduler.list_tasks() == []
     assert scheduler.status() == []
+
+
+async def test_callables_needing_no_argument_are_accepted() -> None:
+    """Defaults, *args, bound arguments and builtins without a signature are all accepted."""
+    async with Scheduler() as scheduler:
+        for name, task in [
+            ("defaults", Needy().fine),
+            ("partial", functools.partial(needs_one, 3)),
+            ("unbound", functools.partial(Needy.method, Needy(), 1)),
+            ("builtin", dict),
+        ]:
+            scheduler.schedule_task(name, 3600, task)
+        assert scheduler.list_tasks() == ["defaults", "partial", "unbound", "builtin"]
 
 
 async def test_coroutine_object_is_refused_with_a_hint() -> None:

@@ -1,4 +1,4 @@
-"""Edge cases of the execution model: cancellation logging, the scale-out gate, interrupts."""
+"""Edge cases of the execution model: cancellation logging, interrupts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from tickwork import Scheduler
-from tickwork import testing as tw_testing
 from tickwork.testing import wait_for_runs, wait_until
 
 
@@ -73,23 +72,6 @@ async def test_shutdown_warns_about_a_task_it_cannot_cancel_and_cancels_the_rest
     assert "b" not in scheduler.list_tasks()
 
 
-def test_system_exit_from_the_body_propagates() -> None:
-    """SystemExit raised by a task is not swallowed: it ends the loop's run."""
-
-    async def leave() -> None:
-        raise SystemExit(3)
-
-    async def main() -> None:
-        async with Scheduler() as scheduler:
-            scheduler.schedule_task("exit", 1.0, leave)
-            await asyncio.sleep(10)
-
-    with pytest.raises(SystemExit) as info:
-        tw_testing.run(main())
-    assert info.value.code == 3
-
-
-@pytest.mark.slow
 async def test_stuck_plain_function_does_not_delay_another_plain_function() -> None:
     """A plain function stuck in its thread never holds up another plain-function task."""
     release = threading.Event()

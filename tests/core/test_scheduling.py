@@ -308,39 +308,6 @@ async def test_status_is_a_frozen_json_safe_snapshot_in_epoch_seconds() -> None:
         waiting.runs = 5  # type: ignore[misc]
 
 
-async def test_cancelled_error_from_the_body_is_not_swallowed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A body raising CancelledError by itself stops that task, logged, without hurting others."""
-    other = Recorder()
-
-    async def rogue() -> None:
-        raise asyncio.CancelledError
-
-    async with Scheduler() as scheduler:
-        scheduler.schedule_task("rogue", 1.0, rogue)
-        scheduler.schedule_task("other", 1.0, other)
-        await wait_for_runs(scheduler, "other", 3)
-        assert scheduler.list_tasks() == ["other"]
-    assert any("raised CancelledError" in r.getMessage() for r in caplog.records)
-
-
-def test_keyboard_interrupt_from_the_body_propagates() -> None:
-    """KeyboardInterrupt raised by a task is not swallowed: it ends the loop's run."""
-    from tickwork import testing
-
-    async def interrupt() -> None:
-        raise KeyboardInterrupt
-
-    async def main() -> None:
-        async with Scheduler() as scheduler:
-            scheduler.schedule_task("ctrl-c", 1.0, interrupt)
-            await asyncio.sleep(10)
-
-    with pytest.raises(KeyboardInterrupt):
-        testing.run(main())
-
-
 async def test_internal_error_surfaces_in_the_loop_exception_handler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -63,3 +63,25 @@ async def test_wait_for_runs_raises_for_an_unknown_task() -> None:
         with pytest.raises(SchedulerError) as info:
             await tw_testing.wait_for_runs(scheduler, "nope", 1)
     assert info.value.code == "not_scheduled"
+
+
+async def test_wait_until_awaits_an_async_predicate() -> None:
+    """wait_until accepts an async predicate and returns as soon as it answers true."""
+    loop = asyncio.get_running_loop()
+    checks: list[float] = []
+
+    async def ready() -> bool:
+        await asyncio.sleep(0.5)
+        checks.append(loop.time())
+        return len(checks) == 3
+
+    await tw_testing.wait_until(ready, timeout=10, poll=1.0)
+    assert checks == [0.5, 2.0, 3.5]
+
+
+def test_no_event_loop_policy_is_offered() -> None:
+    """tickwork.testing offers no event-loop policy (deprecated from Python 3.14)."""
+    assert not any(
+        isinstance(value, type) and issubclass(value, asyncio.AbstractEventLoopPolicy)
+        for value in vars(tw_testing).values()
+    )

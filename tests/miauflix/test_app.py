@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from miauflix.app import TASKS, setup
-from miauflix.settings import Settings, SettingsError
+from miauflix.settings import Settings, SettingsError, format_rate
 from miauflix.simulator import Simulator
-from tickwork import Scheduler
+from tickwork import Scheduler, SchedulerError, TaskSpec
 from tickwork.service import create_app
 
-SEED_TASKS = [
-    ("refreshLists", 3600.0),
-    ("syncMovies", 5400.0),
-    ("syncIncompleteSeasons", 1.0),
-    ("movieSourceSearch", 0.1),
-    ("dataFileSearch", 0.2),
-    ("updateSourcesStats", 2.0),
-    ("resyncMovieSources", 5.0),
-]
-# The seed's "Task Registration": which service method each task calls.
-SEED_METHODS = {
-    "refreshLists": ("lists", "ListSynchronizer.synchronize"),
-    "syncMovies": ("media", "MediaService.sync_movies"),
-    "syncIncompleteSeasons": ("media", "MediaService.sync_incomplete_seasons"),
-    "movieSourceSearch": ("sources", "SourceService.search_sources_for_movies"),
-    "dataFileSearch": ("sources", "SourceService.search_torrent_files_for_sources"),
-    "updateSourcesStats": ("sources", "SourceService.sync_stats_for_sources"),
-    "resyncMovieSources": ("sources", "SourceService.resync_movie_sources"),
-}
+# The seed's tasks come from the one table the application registers from.
+SEED_TASKS = [(task.name, float(task.interval)) for task in TASKS]
 
 
 async def _services(scheduler: Scheduler) -> dict[str, dict[str, object]]:
@@ -120,35 +102,43 @@ async def test_setup_registers_the_seed_tasks_with_their_intervals(tmp_path: Pat
     assert [task.name for task in TASKS] == [name for name, _ in SEED_TASKS]
 
 
-async def test_each_task_calls_the_seed_method_of_the_app_service(
+async def test_each_task_calls_its_table_method_on_the_app_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each of the seven tasks calls its seed method on the app's service: none is swapped."""
-    table = {t.name: (t.interval, t.service, t.method) for t in TASKS}
-    assert table == {
-        name: (interval, SEED_METHODS[name][0], SEED_METHODS[name][1].partition(".")[2])
-        for name, interval in SEED_TASKS
-    }
-    registered: dict[str, tuple[float, Callable[[], object]]] = {}
+    """The seven tasks are registered in one call, each calling its `TASKS` method on the app."""
+    calls: list[list[TaskSpec]] = []
     async with Scheduler() as scheduler:
-        schedule_task = scheduler.schedule_task
+        schedule_tasks = scheduler.schedule_tasks
 
-        def spy(name: str, interval: float, task: Callable[[], object], **options: Any) -> None:
-            registered[name] = (interval, task)
-            schedule_task(name, interval, task, **options)
+        def spy(specs: Iterable[TaskSpec]) -> None:
+            calls.append(list(specs))
+            schedule_tasks(calls[-1])
 
-        monkeypatch.setattr(scheduler, "schedule_task", spy)
+        monkeypatch.setattr(scheduler, "schedule_tasks", spy)
         app = await setup(scheduler, settings=_settings(tmp_path))
         try:
-            assert list(registered) == [name for name, _ in SEED_TASKS]
-            for name, interval in SEED_TASKS:
-                service, qualname = SEED_METHODS[name]
-                assert registered[name][0] == interval
-                assert registered[name][1].__qualname__ == qualname, name
-                assert type(getattr(app, service)).__qualname__ == qualname.partition(".")[0]
+            assert len(calls) == 1
+            for spec, definition in zip(calls[0], TASKS, strict=True):
+                assert spec.name == definition.name
+                assert spec.task == definition.method(app), definition.name
+                assert getattr(spec.task, "__self__", None) in (app.lists, app.media, app.sources)
         finally:
             await scheduler.shutdown(grace=2)
             await app.aclose()
+
+
+async def test_a_task_that_cannot_be_registered_leaves_none_registered(tmp_path: Path) -> None:
+    """A name already taken fails setup with no seed task registered and the app released."""
+    async with Scheduler() as scheduler:
+
+        async def taken() -> None:
+            return None
+
+        scheduler.schedule_task(TASKS[3].name, 60, taken)
+        with pytest.raises(SchedulerError) as error:
+            await setup(scheduler, settings=_settings(tmp_path))
+        assert error.value.code == "already_scheduled"
+        assert scheduler.list_tasks() == [TASKS[3].name]
 
 
 async def test_configured_providers_are_used_without_a_simulator(tmp_path: Path) -> None:
@@ -206,3 +196,45 @@ async def test_an_out_of_range_fault_fails_setup_and_releases_nothing_half_open(
         with pytest.raises(ValueError, match=r"error_rate must be a number in \[0, 1\], got 2"):
             await setup(scheduler, settings=settings)
         assert scheduler.list_tasks() == []
+
+
+def test_provider_limits_default_to_the_original_backends_rates() -> None:
+    """With a TMDB token: TMDB 40/s, YTS 20/min, direct downloads 0.5/s per host."""
+    settings = Settings.from_env({"TMDB_API_TOKEN": "t"})
+    assert (settings.tmdb_rate, settings.yts_rate, settings.download_rate) == (40.0, 20 / 60, 0.5)
+    assert [format_rate(r) for r in (settings.yts_rate, settings.download_rate)] == [
+        "20/min",
+        "0.5/s",
+    ]
+
+
+def test_demo_mode_raises_unset_limits_and_keeps_set_ones() -> None:
+    """Without a token the unset limits take the simulator's rates; a set one is kept."""
+    settings = Settings.from_env({"MIAUFLIX_YTS_RATE": "30/min"})
+    assert settings.yts_rate == 0.5
+    assert settings.tmdb_rate == 50.0
+    assert settings.download_rate == 10.0
+
+
+@pytest.mark.parametrize("value", ["fast", "0/s", "-2", "5/day", "inf"])
+def test_a_bad_rate_names_the_variable_and_the_value(value: str) -> None:
+    """An unusable provider limit raises `SettingsError` naming the variable and the value."""
+    with pytest.raises(SettingsError, match="MIAUFLIX_DOWNLOAD_RATE must be a rate") as error:
+        Settings.from_env({"MIAUFLIX_DOWNLOAD_RATE": value})
+    assert repr(value) in str(error.value)
+
+
+async def test_demo_mode_says_it_raised_the_provider_limits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Demo mode's first lines say which limits it raised, next to the real defaults."""
+    settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="true")
+    with caplog.at_level(logging.INFO, logger="miauflix"):
+        async with Scheduler() as scheduler, await setup(scheduler, settings=settings) as app:
+            assert app.providers.torrent_files.cache_url == app.settings.torrent_cache_url
+    messages = [r.getMessage() for r in caplog.records if r.name == "miauflix.app"]
+    assert messages[0].startswith("demo mode: simulated providers")
+    assert messages[1] == (
+        "demo mode: provider limits raised for the simulator: TMDB 50/s, YTS 10/s, direct "
+        "downloads 10/s per host (real providers' defaults: 40/s, 20/min, 0.5/s)"
+    )

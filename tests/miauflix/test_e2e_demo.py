@@ -13,27 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
+from miauflix.app import TASKS
+
 from .._service_process import ServiceProcess, environment, spawner
 
 pytestmark = pytest.mark.slow
 
 SERVING = re.compile(r"Serving miauflix\.app:setup on http://127\.0\.0\.1:(\d+)")
-SEED_TASKS = [
-    ("refreshLists", 3600.0),
-    ("syncMovies", 5400.0),
-    ("syncIncompleteSeasons", 1.0),
-    ("movieSourceSearch", 0.1),
-    ("dataFileSearch", 0.2),
-    ("updateSourcesStats", 2.0),
-    ("resyncMovieSources", 5.0),
-]
-FREQUENT = (
-    "syncIncompleteSeasons",
-    "movieSourceSearch",
-    "dataFileSearch",
-    "updateSourcesStats",
-    "resyncMovieSources",
-)
+SEED_TASKS = [(task.name, float(task.interval)) for task in TASKS]
+FREQUENT = tuple(task.name for task in TASKS if task.interval < 60)
 RESYNC_INTERVAL = 5.0
 BUILT = ("lists", "sources", "sources_with_file", "sources_with_stats")
 GRACE = 5.0

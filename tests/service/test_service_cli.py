@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tickwork.service.cli import main as cli_main
+
 from .._service_process import TICKWORK, environment, spawner
 from .conftest import StartService, free_port
 
@@ -298,3 +300,42 @@ def test_python_m_tickwork_help() -> None:
     assert result.returncode == 0
     assert "MODULE:CALLABLE" in result.stdout
     assert "--grace" in result.stdout
+
+
+# A bad value for each option that reads a TICKWORK_* variable (TICKWORK_TOKEN takes any text).
+BAD_VARIABLES = {
+    "TICKWORK_HOST": ("run", "no-such-host.invalid"),
+    "TICKWORK_PORT": ("run", "abc"),
+    "TICKWORK_GRACE": ("run", "-1"),
+    "TICKWORK_LOG_LEVEL": ("run", "loud"),
+    "TICKWORK_LOG_FORMAT": ("run", "xml"),
+    "TICKWORK_FORWARDED_ALLOW_IPS": ("run", "proxy.example"),
+    "TICKWORK_MAX_CONNECTIONS": ("run", "0"),
+    "TICKWORK_HEADER_TIMEOUT": ("run", "0"),
+    "TICKWORK_URL": ("status", "ftp://host"),
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "command", "value"),
+    [(name, *case) for name, case in BAD_VARIABLES.items()],
+    ids=BAD_VARIABLES.keys(),
+)
+def test_bad_variable_is_named_with_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    command: str,
+    value: str,
+) -> None:
+    """A bad value read from a TICKWORK_* variable exits 2 with one line naming both."""
+    for name in [n for n in os.environ if n.startswith("TICKWORK_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        cli_main([command, "testapp:setup"] if command == "run" else [command])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"tickwork: error: invalid value in environment variable {variable}")
+    assert f"{variable}={value!r}" in lines[0]

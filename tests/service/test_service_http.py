@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -19,18 +18,9 @@ from tickwork import Execution, ExecutionResult, Scheduler
 from tickwork.service import ComponentStatus, create_app, register_component
 from tickwork.testing import wait_for_runs, wait_until
 
-from .conftest import poll
+from .conftest import poll, serving
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client talking to it in process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 async def test_mounted_under_prefix_with_parent_lifespan() -> None:
@@ -295,3 +285,63 @@ async def test_full_history_is_the_same_json_as_per_task_and_leaves_the_loop_res
     assert full["task-7"] == one["task-7"]
     assert len(full["task-7"]) == 100
     assert max(gaps) < in_one_go * 0.75, (max(gaps), in_one_go)
+
+
+async def test_history_of_several_tasks_in_one_request() -> None:
+    """/history with several ``task`` names answers each known one once, leaving unknown ones
+    out."""
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, rate_limit=1000)
+        scheduler.schedule_task("a", 0, lambda: None)
+        scheduler.schedule_task("b", 60, lambda: None, run_immediately=False)
+        async with serving(app) as client:
+            await wait_for_runs(scheduler, "a", 2, timeout=5)
+            params = [("task", "a"), ("task", "gone"), ("task", "b"), ("task", "a")]
+            response = await client.get("/history", params=params)
+        assert response.status_code == 200
+        document = response.json()
+        assert list(document) == ["a", "b"]
+        assert len(document["a"]) >= 2
+        assert document["b"] == []
+
+
+async def test_history_refuses_more_than_100_task_names() -> None:
+    """/history answers 400, naming the count, when asked for more than 100 tasks at once."""
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, rate_limit=1000)
+        async with serving(app) as client:
+            names = [("task", f"t{i}") for i in range(101)]
+            response = await client.get("/history", params=names)
+            hundred = await client.get("/history", params=names[:100])
+        assert response.status_code == 400
+        assert response.json() == {"error": "at most 100 task names per request, got 101"}
+        assert (hundred.status_code, hundred.json()) == (200, {})
+
+
+async def test_metrics_export_component_states_and_no_created_series() -> None:
+    """/metrics has a 0/1 series per component and state, and no ``*_created`` series."""
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, rate_limit=1000)
+        register_component(scheduler, "db", lambda: ComponentStatus("ready"))
+        register_component(scheduler, "tmdb", lambda: ComponentStatus("degraded", "HTTP 503"))
+        scheduler.schedule_task("a", 0, lambda: None)
+        async with serving(app) as client:
+            await wait_for_runs(scheduler, "a", 1, timeout=5)
+            text = (await client.get("/metrics")).text
+        lines = text.splitlines()
+        series = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith("tickwork_component_status{")
+        }
+        states = ("ready", "degraded", "error", "needs_configuration")
+        assert series == {
+            f'tickwork_component_status{{component="{name}",status="{state}"}}': float(
+                state == current
+            )
+            for name, current in (("db", "ready"), ("tmdb", "degraded"))
+            for state in states
+        }
+        assert "# TYPE tickwork_component_status gauge" in lines
+        assert 'tickwork_task_runs_total{outcome="success",task="a"}' in text
+        assert "_created" not in text

@@ -230,37 +230,49 @@ HUNG_APPS = {
 }
 
 
-# What the shutdown log says of each: the scheduler cancels a coroutine (even one awaiting
-# ``to_thread``, whose worker it cannot see; the thread check names that worker) and abandons
-# a plain function's thread.
+# What the shutdown log says of each, and the exit code: the scheduler cancels a coroutine
+# (even one awaiting ``to_thread``, whose worker it cannot see; the thread check names that
+# worker) and abandons a plain function's thread. Threads cannot be stopped, so leaving one
+# behind is no overrun: exit 0.
 HUNG_REPORTS = {
-    "coroutine-hung-forever": [
-        "Shutdown complete: finished: none; cancelled: hung; abandoned in threads: none",
-    ],
-    "plain-function-stuck-in-thread": [
-        "Shutdown complete: finished: none; cancelled: none; abandoned in threads: hung",
-        "Exiting at once: hung still running in threads",
-    ],
-    "to_thread-in-default-executor": [
-        "Shutdown complete: finished: none; cancelled: hung; abandoned in threads: none",
-        "Exiting at once: tickwork-default_0 still running in threads",
-    ],
+    "coroutine-hung-forever": (
+        0,
+        [
+            "Shutdown complete: finished: none; cancelled: hung; abandoned in threads: none; "
+            "ignored cancellation: none",
+        ],
+    ),
+    "plain-function-stuck-in-thread": (
+        0,
+        [
+            "Shutdown complete: finished: none; cancelled: none; abandoned in threads: hung",
+            "Exiting at once (exit code 0): hung still running in threads",
+        ],
+    ),
+    "to_thread-in-default-executor": (
+        0,
+        [
+            "Shutdown complete: finished: none; cancelled: hung; abandoned in threads: none",
+            "Exiting at once (exit code 0): tickwork-default_0 still running in threads",
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize(
-    ("app", "report"),
+    ("app", "expected"),
     [(HUNG_APPS[name], HUNG_REPORTS[name]) for name in HUNG_APPS],
     ids=HUNG_APPS.keys(),
 )
 async def test_hung_task_exits_within_grace_plus_one(
-    start_service: StartService, app: str, report: list[str]
+    start_service: StartService, app: str, expected: tuple[int, list[str]]
 ) -> None:
-    """A never-ending task is cancelled or abandoned as logged, and exit 0 comes in grace + 1 s."""
+    """A never-ending task is cancelled or abandoned as logged; the exit comes in grace + 1 s."""
+    code_expected, report = expected
     service = await start_service(app, "--grace", "1")
     await service.wait_for_line("hung started")
     code, elapsed = await service.stop()
-    assert code == 0, service.output
+    assert code == code_expected, service.output
     assert elapsed < 2.0, service.output
     assert "Received SIGTERM, shutting down gracefully..." in service.output
     for line in report:
@@ -478,7 +490,7 @@ async def test_blocked_loop_at_shutdown_hits_the_watchdog(start_service: StartSe
     code, elapsed = await service.stop()
     assert code == 1
     assert elapsed < 2.0
-    assert "Graceful shutdown did not finish within 1.8 s, exiting now" in service.output
+    assert "Graceful shutdown did not finish within 1.9 s, exiting now" in service.output
 
 
 async def test_hanging_resource_release_is_bounded(start_service: StartService) -> None:
@@ -513,3 +525,46 @@ async def test_example_app_runs(start_service: StartService) -> None:
     code, _ = await service.stop()
     assert code == 0
     assert "Example app released" in service.output
+
+
+@pytest.mark.parametrize("error", ["SystemExit(3)", "KeyboardInterrupt"])
+async def test_body_asking_to_exit_shuts_down_gracefully_with_exit_1(
+    start_service: StartService, error: str
+) -> None:
+    """A body's SystemExit/KeyboardInterrupt starts the graceful shutdown; its report names it."""
+    service = await start_service(
+        f"""
+        import asyncio
+        import logging
+
+        class Resource:
+            async def aclose(self):
+                logging.getLogger("testapp").info("resource released")
+
+        async def slow():
+            logging.getLogger("testapp").info("slow started")
+            await asyncio.sleep(1.0)
+
+        async def leave():
+            await asyncio.sleep(0.3)
+            raise {error}
+
+        async def setup(scheduler):
+            scheduler.schedule_task("slow", 60, slow)
+            scheduler.schedule_task("leave", 60, leave)
+            return Resource()
+        """,
+        "--grace",
+        "3",
+    )
+    code = await service.wait_exit()
+    assert code == 1, service.output
+    name = error.removesuffix("(3)")
+    assert f"Task leave failed: {name}" in service.output
+    assert f"Task leave raised {name}" in service.output
+    assert "shutting down gracefully (exit code 1)" in service.output
+    assert "resource released" in service.output
+    assert (
+        f"Shutdown complete (requested by task leave: {error.replace('(3)', ': 3')}): "
+        "finished: slow; cancelled: none"
+    ) in service.output

@@ -45,6 +45,8 @@ def status(**changes: Any) -> TaskStatus:
         ({"next_run_at": NOW + 5}, 0.0),
         ({"state": "running", "next_run_at": None, "running_for": 50.0}, 0.0),
         ({"next_run_at": None}, 0.0),
+        ({"state": "snoozed"}, 9.0),
+        ({"state": "paused"}, 0.0),
     ],
 )
 def test_overdue_by(changes: dict[str, Any], expected: float) -> None:

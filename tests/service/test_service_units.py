@@ -19,15 +19,7 @@ from tickwork.service._logging import JsonFormatter
 from tickwork.service._ratelimit import RateLimiter
 from tickwork.testing import wait_until
 
-
-class FakeClock:
-    """A settable clock."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from .._fakes import FakeClock
 
 
 def test_rate_limiter_allows_burst_then_refills() -> None:

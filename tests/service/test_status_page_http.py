@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -18,19 +14,11 @@ from tickwork.service import create_app
 from tickwork.service._page import PAGE_ROUTES
 
 from . import test_status_page
+from .conftest import serving
 
 pytestmark = pytest.mark.slow
 
 STATIC = resources.files("tickwork.service").joinpath("static")
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield a client talking to it in process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 @pytest.mark.parametrize(("path", "file_and_type"), PAGE_ROUTES.items())
@@ -108,9 +96,10 @@ def test_script_never_inserts_html() -> None:
 
 
 def test_page_stays_small() -> None:
-    """HTML, CSS and JavaScript together stay under 24 KB (no framework, no build step)."""
+    """HTML, CSS and JavaScript together stay under 40 KB (no framework, no build step)."""
+    # 24 KB until the outcome states, the narrow layout and readable component details.
     total = sum(len(STATIC.joinpath(name).read_bytes()) for name, _ in PAGE_ROUTES.values())
-    assert total < 24_000
+    assert total < 40_000
 
 
 @pytest.mark.parametrize(

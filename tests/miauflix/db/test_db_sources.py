@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from miauflix.db import (
     pick_movie_for_source_search,
     pick_sources_for_stats,
     pick_sources_missing_file,
+    queue_source_search,
     record_file_failure,
     record_resync,
     record_source_search,
@@ -392,6 +394,57 @@ async def test_file_giving_up_and_bad_arguments(database: Database) -> None:
             await store_source_file(session, 404, b"x", now=NOW)
         with pytest.raises(LookupError, match="source_id 404"):
             await record_file_failure(session, 404, next_attempt_at=None)
+
+
+async def test_a_new_download_url_requeues_a_given_up_file(database: Database) -> None:
+    """A source given up whose directory now gives another URL is due again, failures reset."""
+    movie_id = await add_movie(database, 1, popularity=1.0)
+    await add_sources(database, movie_id, source(1), source(2))
+    ids = [await source_id(database, n) for n in (1, 2)]
+    async with database.session() as session:
+        for sid in ids:
+            await record_file_failure(session, sid, next_attempt_at=None)
+    moved = dataclasses.replace(source(1), download_url="http://127.0.0.1:2/torrent/1")
+    async with database.session() as session:
+        await upsert_sources(session, movie_id, [moved, source(2)], now=LATER)
+    async with database.session() as session:
+        due = await pick_sources_missing_file(session, now=LATER, limit=5)
+    assert [(s.info_hash, s.download_url, s.file_failures) for s in due] == [
+        (info_hash(1), "http://127.0.0.1:2/torrent/1", 0)
+    ]
+    assert due[0].next_file_attempt_at == LATER
+
+
+async def test_a_new_download_url_leaves_a_stored_file_alone(database: Database) -> None:
+    """A source that has its file only takes the new URL: it is not queued for a file again."""
+    movie_id = await add_movie(database, 1, popularity=1.0)
+    await add_sources(database, movie_id, source(1))
+    sid = await source_id(database, 1)
+    async with database.session() as session:
+        await store_source_file(session, sid, b"d4:infoe", now=NOW)
+    moved = dataclasses.replace(source(1), download_url="http://127.0.0.1:2/torrent/1")
+    async with database.session() as session:
+        await upsert_sources(session, movie_id, [moved], now=LATER)
+        stored = await session.get(MovieSource, sid)
+        assert stored is not None
+        assert (stored.download_url, stored.has_file) == (moved.download_url, True)
+        assert stored.next_file_attempt_at is None
+
+
+async def test_queue_source_search_queues_a_searched_movie_once(database: Database) -> None:
+    """A movie out of the search queue is queued at the given time; a queued one keeps its time."""
+    movie_id = await add_movie(database, 1, popularity=1.0)
+    async with database.session() as session:
+        await record_source_search(
+            session, movie_id, directories=["yts"], searched_at=NOW, next_search_at=None
+        )
+        assert await queue_source_search(session, movie_id, at=LATER)
+        assert not await queue_source_search(session, movie_id, at=LATER + timedelta(days=1))
+    async with database.session() as session:
+        assert await pick_movie_for_source_search(session, now=NOW) is None
+        picked = await pick_movie_for_source_search(session, now=LATER)
+    assert picked is not None
+    assert picked.id == movie_id
 
 
 # -- stats ---------------------------------------------------------------------------------

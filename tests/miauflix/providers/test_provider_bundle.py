@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import miauflix.providers as providers_module
@@ -73,3 +75,27 @@ def test_public_names_are_exported() -> None:
     names = providers_module.__all__
     assert names == sorted(names)
     assert all(hasattr(providers_module, name) for name in names)
+
+
+async def test_aclose_closes_every_client_when_one_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that fails to close does not keep the others open; its error still surfaces."""
+    bundle = build_providers(Settings.from_env({}))
+    closed: list[str] = []
+
+    async def broken() -> None:
+        closed.append("tmdb")
+        raise OSError("tmdb close failed")
+
+    for name in ("yts", "torrent_files", "trackers"):
+        client = getattr(bundle, name)
+        close = client.aclose
+
+        async def tracked(name: str = name, close: Any = close) -> None:
+            closed.append(name)
+            await close()
+
+        monkeypatch.setattr(client, "aclose", tracked)
+    monkeypatch.setattr(bundle.tmdb, "aclose", broken)
+    with pytest.raises(OSError, match="tmdb close failed"):
+        await bundle.aclose()
+    assert closed == ["tmdb", "yts", "torrent_files", "trackers"]

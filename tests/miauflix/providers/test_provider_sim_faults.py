@@ -63,6 +63,8 @@ async def test_fault_gives_typed_error(
 ) -> None:
     """With a fault at rate 1 the call raises its typed error within the timeout."""
     setattr(sim.faults, knob, 1.0)
+    # A 429 holds the host back for its Retry-After: 0 lets the recovery call below through.
+    sim.faults.retry_after = 0
     started = time.monotonic()
     with pytest.raises(error):
         await CLIENTS[client](providers, sim)

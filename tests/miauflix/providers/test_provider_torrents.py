@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -12,6 +14,8 @@ from miauflix.providers import (
     NotConfigured,
     NotFound,
     Providers,
+    ProviderUnavailable,
+    RateLimited,
     TorrentFileFetcher,
 )
 from miauflix.simulator import Simulator
@@ -145,3 +149,57 @@ async def test_redirects_are_followed(raw_http: Start) -> None:
         result = await fetcher.fetch(info_hash, f"{direct.url}/download")
     assert result.data == data
     assert result.source_url == f"{direct.url}/download"
+
+
+async def test_a_429_holds_the_host_back_until_its_retry_after(raw_http: Start) -> None:
+    """After a 429 with `Retry-After: 30`, the next call fails at once without a request."""
+    _, info_hash = make_torrent()
+    server = await raw_http(replying(http_response(429, headers={"Retry-After": "30"})))
+    async with TorrentFileFetcher(server.url, rate_limit=None) as fetcher:
+        with pytest.raises(RateLimited) as first:
+            await fetcher.fetch(info_hash)
+        with pytest.raises(RateLimited, match="held back") as second:
+            await fetcher.fetch(info_hash)
+    assert first.value.retry_after == 30
+    assert second.value.retry_after is not None
+    assert 29 <= second.value.retry_after <= 30
+    assert len(server.requests) == 1
+
+
+async def test_a_503_without_retry_after_backs_off_then_recovers(raw_http: Start) -> None:
+    """A 503 without `Retry-After` holds the host 1 s; after that the next call is sent."""
+    data, info_hash = make_torrent()
+    server = await raw_http(replying(http_response(503), torrent_response(data)))
+    async with TorrentFileFetcher(server.url, rate_limit=None) as fetcher:
+        with pytest.raises(ProviderUnavailable):
+            await fetcher.fetch(info_hash)
+        with pytest.raises(RateLimited) as held:
+            await fetcher.fetch(info_hash)
+        assert held.value.retry_after is not None
+        assert 0 < held.value.retry_after <= 1
+        async with asyncio.timeout(5):
+            while True:
+                try:
+                    found = await fetcher.fetch(info_hash)
+                    break
+                except RateLimited as error:
+                    await asyncio.sleep(error.retry_after or 0.1)
+    assert found.info_hash == info_hash
+    assert len(server.requests) == 2
+
+
+async def test_direct_downloads_are_paced_per_host_and_the_cache_is_not(raw_http: Start) -> None:
+    """At 2/s, four direct downloads from one host take >= 1 s; four cache ones do not wait."""
+    data, info_hash = make_torrent()
+    server = await raw_http(replying(torrent_response(data)))
+    async with TorrentFileFetcher(f"{server.url}/cache", rate_limit=2) as fetcher:
+        started = time.monotonic()
+        for _ in range(4):
+            await fetcher.fetch(info_hash)
+        cache_time = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(4):
+            await fetcher.fetch_url(f"{server.url}/direct/file.torrent", info_hash)
+        direct_time = time.monotonic() - started
+    assert cache_time < 0.5
+    assert direct_time >= 0.9

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,22 +14,12 @@ from miauflix.services import ListSynchronizer, MediaService, SourceService
 from miauflix.settings import Settings
 from miauflix.simulator import Simulator
 
+from ..._fakes import FakeUtcClock as FakeClock
+
+__all__ = ["SIM_NOW", "FakeClock", "no_sleep"]
+
 # Noon UTC, 2026-03-15: the simulator's changes feed and swarm counts are frozen at this time.
 SIM_NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC).timestamp()
-
-
-class FakeClock:
-    """A settable clock for the services: `clock()` is the current aware UTC time."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward by `seconds`."""
-        self.now += timedelta(seconds=seconds)
 
 
 async def no_sleep(seconds: float) -> None:

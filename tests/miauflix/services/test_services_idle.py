@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event
 
+from miauflix.app import TASKS, MiauflixApp, TaskDefinition
 from miauflix.db import (
     Database,
     MovieData,
@@ -67,20 +69,13 @@ async def _queue_one_of_each(database: Database, now: dt.datetime) -> None:
         )
 
 
-Task = Callable[[MediaService, SourceService], Awaitable[int]]
-FREQUENT_TASKS: list[tuple[str, Task]] = [
-    ("syncIncompleteSeasons", lambda media, sources: media.sync_incomplete_seasons()),
-    ("movieSourceSearch", lambda media, sources: sources.search_sources_for_movies()),
-    ("dataFileSearch", lambda media, sources: sources.search_torrent_files_for_sources()),
-    ("updateSourcesStats", lambda media, sources: sources.sync_stats_for_sources()),
-    ("resyncMovieSources", lambda media, sources: sources.resync_movie_sources()),
-]
+# The sub-minute tasks of the application's table.
+FREQUENT_TASKS = [task for task in TASKS if task.interval < 60]
 
 
-@pytest.mark.parametrize(("name", "task"), FREQUENT_TASKS, ids=[n for n, _ in FREQUENT_TASKS])
+@pytest.mark.parametrize("task", FREQUENT_TASKS, ids=[task.name for task in FREQUENT_TASKS])
 async def test_an_idle_frequent_task_sends_exactly_one_select(
-    name: str,
-    task: Task,
+    task: TaskDefinition,
     database: Database,
     media: MediaService,
     sources: SourceService,
@@ -90,7 +85,8 @@ async def test_an_idle_frequent_task_sends_exactly_one_select(
     await _queue_one_of_each(database, clock.now + dt.timedelta(minutes=10))
 
     with _statements(database) as sent:
-        assert await task(media, sources) == 0
+        app = cast(MiauflixApp, SimpleNamespace(media=media, sources=sources))
+        assert await task.method(app)() == 0
 
     assert len(sent) == 1, sent
     assert sent[0].lstrip().upper().startswith("SELECT"), sent

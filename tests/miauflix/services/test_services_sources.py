@@ -18,6 +18,7 @@ from miauflix.db import (
     MovieSource,
     SourceData,
     get_source_file,
+    record_source_search,
     upsert_movie,
     upsert_sources,
 )
@@ -366,6 +367,48 @@ async def test_a_file_found_nowhere_waits_an_hour_and_never_blocks_the_queue(
     missing = next(s for s in await _sources(database) if s.info_hash == uncached.info_hash.hex())
     assert missing.file_failures == 1
     assert 0.8 * 3600 <= _seconds_from(clock, missing.next_file_attempt_at) <= 1.2 * 3600
+
+
+async def test_a_stale_download_url_is_refreshed_from_the_directory(
+    sources: SourceService, database: Database, sim: Simulator
+) -> None:
+    """A failed direct URL re-asks the directory; its current URL then gets the file."""
+    movie = next(m for m in _with_sources(sim) if any(not s.cached for s in m.sources))
+    uncached = next(s for s in movie.sources if not s.cached)
+    hash_ = uncached.info_hash.hex()
+    await _store(database, [movie])
+    stored = await _movie(database, movie.tmdb_id)
+    async with database.session() as session:
+        # As stored before a restart of the demo simulator: its old port no longer answers.
+        await upsert_sources(
+            session,
+            stored.id,
+            [
+                SourceData(
+                    hash_,
+                    f"magnet:?xt=urn:btih:{hash_}",
+                    "1080p",
+                    "yts",
+                    download_url=f"http://127.0.0.1:1/yts/torrent/download/{hash_.upper()}",
+                )
+            ],
+            now=NOW,
+        )
+        await record_source_search(
+            session, stored.id, directories=["yts"], searched_at=NOW, next_search_at=None
+        )
+    sources.file_batch = 1
+
+    assert await sources.search_torrent_files_for_sources() == 0
+    assert (await _movie(database, movie.tmdb_id)).next_source_search_at is not None
+    assert await sources.search_sources_for_movies() == len(movie.sources) - 1
+    sources.file_batch = len(movie.sources)
+    assert await sources.search_torrent_files_for_sources() == len(movie.sources)
+
+    refreshed = next(s for s in await _sources(database) if s.info_hash == hash_)
+    assert refreshed.has_file
+    assert refreshed.download_url is not None
+    assert refreshed.download_url.startswith(sim.base_url)
 
 
 # -- updateSourcesStats ------------------------------------------------------------------------

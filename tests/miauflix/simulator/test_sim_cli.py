@@ -9,9 +9,18 @@ import sys
 import httpx
 import pytest
 
+from miauflix.settings import DEMO_RATES
+
 pytestmark = pytest.mark.slow
 
-NAMES = ["TMDB_API_URL", "TMDB_API_TOKEN", "YTS_API_URL", "TORRENT_CACHE_URL", "TRACKERS"]
+NAMES = [
+    "TMDB_API_URL",
+    "TMDB_API_TOKEN",
+    "YTS_API_URL",
+    "TORRENT_CACHE_URL",
+    "TRACKERS",
+    *DEMO_RATES,
+]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -2,9 +2,9 @@
 
 At startup it reads the settings, starts the provider simulator when no TMDB token is set
 (demo mode), opens and migrates the database, builds the provider clients and the services,
-registers the seed's seven tasks with `bind` (its "Scheduled Tasks" and "Task Registration"
-sections) and the `/status` components, and returns a `MiauflixApp` whose `aclose()` releases
-everything at shutdown::
+registers the seed's seven tasks from the one table `TASKS`, all or nothing (the seed's
+"Scheduled Tasks" and "Task Registration" sections), and the `/status` components, and returns
+a `MiauflixApp` whose `aclose()` releases everything at shutdown::
 
     tickwork run miauflix.app:setup          # or: make run
 
@@ -26,61 +26,28 @@ providers `tmdb`, `yts`, `torrent_files`, `trackers`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from miauflix.db import Database, catalog_counts, open_database
+from miauflix._storage import open_configured_database, prepare_data_dir, start_demo_simulator
+from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
 from miauflix.services import ListSynchronizer, MediaService, SourceService
-from miauflix.settings import Settings
+from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
 from miauflix.simulator import Faults, Simulator
-from tickwork import Scheduler, bind
+from tickwork import Scheduler, TaskSpec
 from tickwork.service import ComponentStatus, register_component
 
 __all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
 
 logger = logging.getLogger("miauflix.app")
-
-
-@dataclass(frozen=True, slots=True)
-class TaskDefinition:
-    """One of the seed's scheduled tasks.
-
-    Attributes:
-        name: The task name (the seed's).
-        interval: Seconds between the end of one execution and the start of the next.
-        service: Attribute of `MiauflixApp` holding the service (`"lists"`, ...).
-        method: The service method called.
-        timeout: Seconds one execution may run (raised to `timeout_per_request` times the
-            provider timeout when that is longer).
-        timeout_per_request: Provider timeouts one execution may need in the worst case.
-        max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
-    """
-
-    name: str
-    interval: float
-    service: str
-    method: str
-    timeout: float
-    timeout_per_request: float
-    max_backoff: float | None = None
-
-
-TASKS: tuple[TaskDefinition, ...] = (
-    TaskDefinition("refreshLists", 3600, "lists", "synchronize", 600, 60),
-    TaskDefinition("syncMovies", 5400, "media", "sync_movies", 1800, 120),
-    TaskDefinition("syncIncompleteSeasons", 1, "media", "sync_incomplete_seasons", 30, 3, 60),
-    TaskDefinition("movieSourceSearch", 0.1, "sources", "search_sources_for_movies", 30, 3, 60),
-    TaskDefinition("dataFileSearch", 0.2, "sources", "search_torrent_files_for_sources", 60, 5, 60),
-    TaskDefinition("updateSourcesStats", 2, "sources", "sync_stats_for_sources", 30, 3, 60),
-    TaskDefinition("resyncMovieSources", 5, "sources", "resync_movie_sources", 30, 3, 60),
-)
-"""The seed's seven tasks, in its order, with their intervals (seconds)."""
 
 
 @dataclass(slots=True)
@@ -131,6 +98,98 @@ class MiauflixApp:
         await self.aclose()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDefinition:
+    """One of the seed's scheduled tasks.
+
+    Attributes:
+        name: The task name (the seed's).
+        interval: Seconds between the end of one execution and the start of the next.
+        method: Picks the service method one execution calls from the built application,
+            e.g. `lambda app: app.lists.synchronize` (a callable, so type checking sees it).
+        timeout: Seconds one execution may run (raised to `timeout_per_request` times the
+            provider timeout when that is longer).
+        timeout_per_request: Provider timeouts one execution may need in the worst case.
+        max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
+    """
+
+    name: str
+    interval: float
+    method: Callable[[MiauflixApp], Callable[[], Awaitable[object]]]
+    timeout: float
+    timeout_per_request: float
+    max_backoff: float | None = None
+
+    def spec(self, app: MiauflixApp) -> TaskSpec:
+        """The scheduler registration of this task on `app`'s services and settings."""
+        return TaskSpec(
+            self.name,
+            self.interval,
+            self.method(app),
+            timeout=max(self.timeout, self.timeout_per_request * app.settings.http_timeout),
+            max_backoff=self.max_backoff,
+        )
+
+
+TASKS: tuple[TaskDefinition, ...] = (
+    TaskDefinition(
+        name="refreshLists",
+        interval=3600,
+        method=lambda app: app.lists.synchronize,
+        timeout=600,
+        timeout_per_request=60,
+    ),
+    TaskDefinition(
+        name="syncMovies",
+        interval=5400,
+        method=lambda app: app.media.sync_movies,
+        timeout=1800,
+        timeout_per_request=120,
+    ),
+    TaskDefinition(
+        name="syncIncompleteSeasons",
+        interval=1,
+        method=lambda app: app.media.sync_incomplete_seasons,
+        timeout=30,
+        timeout_per_request=3,
+        max_backoff=60,
+    ),
+    TaskDefinition(
+        name="movieSourceSearch",
+        interval=0.1,
+        method=lambda app: app.sources.search_sources_for_movies,
+        timeout=30,
+        timeout_per_request=3,
+        max_backoff=60,
+    ),
+    TaskDefinition(
+        name="dataFileSearch",
+        interval=0.2,
+        method=lambda app: app.sources.search_torrent_files_for_sources,
+        timeout=60,
+        timeout_per_request=5,
+        max_backoff=60,
+    ),
+    TaskDefinition(
+        name="updateSourcesStats",
+        interval=2,
+        method=lambda app: app.sources.sync_stats_for_sources,
+        timeout=30,
+        timeout_per_request=3,
+        max_backoff=60,
+    ),
+    TaskDefinition(
+        name="resyncMovieSources",
+        interval=5,
+        method=lambda app: app.sources.resync_movie_sources,
+        timeout=30,
+        timeout_per_request=3,
+        max_backoff=60,
+    ),
+)
+"""The seed's seven tasks, in its order, with their intervals (seconds)."""
+
+
 def _faults(settings: Settings) -> Faults:
     knobs: dict[str, float | int] = dict(settings.simulator_faults)
     if "retry_after" in knobs:
@@ -149,7 +208,9 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         The application; `tickwork run` calls its `aclose()` at shutdown.
 
     Raises:
-        miauflix.settings.SettingsError: An environment variable holds an unusable value.
+        miauflix.settings.SettingsError: An environment variable holds an unusable value, the
+            data directory is unusable, or the database cannot be opened; the message names
+            the variable to fix.
         ValueError: A simulator fault knob is out of range.
     """
     if settings is None:
@@ -160,15 +221,24 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         httpx_logger.setLevel(logging.WARNING)
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
+        if settings.demo_mode or not settings.database_url:
+            await asyncio.to_thread(prepare_data_dir, settings.data_dir)
         if settings.demo_mode:
-            simulator = Simulator(faults=_faults(settings))
-            await simulator.start()
+            simulator = await start_demo_simulator(settings.data_dir, _faults(settings))
             stack.push_async_callback(simulator.aclose)
             logger.info(
                 "demo mode: simulated providers at %s and %s (set TMDB_API_TOKEN to use the "
                 "real providers)",
                 simulator.base_url,
                 simulator.udp_tracker_url,
+            )
+            logger.info(
+                "demo mode: provider limits raised for the simulator: TMDB %s, YTS %s, direct "
+                "downloads %s per host (real providers' defaults: %s, %s, %s)",
+                format_rate(settings.tmdb_rate),
+                format_rate(settings.yts_rate),
+                format_rate(settings.download_rate),
+                *RATE_DEFAULTS.values(),
             )
             if settings.simulator_faults:
                 logger.info(
@@ -184,7 +254,7 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
                 trackers=settings.trackers
                 or (simulator.http_tracker_url, simulator.udp_tracker_url),
             )
-        database = await open_database(settings.resolved_database_url)
+        database = await open_configured_database(settings)
         stack.push_async_callback(database.aclose)
         await database.migrate()
         providers = build_providers(settings)
@@ -215,14 +285,9 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
 
 
 def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:
-    for task in TASKS:
-        scheduler.schedule_task(
-            task.name,
-            task.interval,
-            bind(getattr(app, task.service), task.method),
-            timeout=max(task.timeout, task.timeout_per_request * app.settings.http_timeout),
-            max_backoff=task.max_backoff,
-        )
+    # All or nothing: a name already taken leaves none of the seven registered, and setup's
+    # exit stack releases what it built.
+    scheduler.schedule_tasks([task.spec(app) for task in TASKS])
     return tuple(task.name for task in TASKS)
 
 

@@ -2,6 +2,10 @@
 
 `Settings.from_env()` reads them once at startup; nothing else in `miauflix` reads `os.environ`.
 A bad value raises `SettingsError` naming the variable and showing the value.
+
+Provider limits are rates: `N/s`, `N/min` or `N/h` (a bare number is per second). Their
+defaults are the original backend's, polite enough for the real providers; in demo mode (no
+`TMDB_API_TOKEN`) a variable left unset takes the simulator's higher `DEMO_RATES` instead.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["DEMO_RATES", "RATE_DEFAULTS", "Settings", "SettingsError", "format_rate"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -20,6 +24,23 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 DEFAULT_TMDB_API_URL = "https://api.themoviedb.org/3"
 DEFAULT_YTS_API_URL = "https://yts.mx"
 DEFAULT_TORRENT_CACHE_URL = "https://itorrents.org"
+
+
+RATE_DEFAULTS: dict[str, str] = {
+    "MIAUFLIX_TMDB_RATE": "40/s",
+    "MIAUFLIX_YTS_RATE": "20/min",
+    "MIAUFLIX_DOWNLOAD_RATE": "0.5/s",
+}
+"""Each provider-limit variable's default for the real providers (the original backend's)."""
+
+DEMO_RATES: dict[str, str] = {
+    "MIAUFLIX_TMDB_RATE": "50/s",
+    "MIAUFLIX_YTS_RATE": "10/s",
+    "MIAUFLIX_DOWNLOAD_RATE": "10/s",
+}
+"""The same variables' defaults in demo mode: the local simulator can take more."""
+
+_PER = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
 
 
 class SettingsError(ValueError):
@@ -45,6 +66,12 @@ class Settings:
             `http(s)://` or `udp://`).
         disable_background_tasks: Start with no scheduled tasks (`DISABLE_BACKGROUND_TASKS`).
         http_timeout: Seconds for one provider request (`MIAUFLIX_HTTP_TIMEOUT`, default 10).
+        tmdb_rate: TMDB requests per second (`MIAUFLIX_TMDB_RATE`, default `40/s`).
+        yts_rate: YTS requests per second (`MIAUFLIX_YTS_RATE`, default `20/min`).
+        download_rate: Direct `.torrent` downloads per second from each host a content
+            directory links to (`MIAUFLIX_DOWNLOAD_RATE`, default `0.5/s`). The torrent cache
+            has no fixed rate: it is paced by its own answers (`Retry-After`, backoff on
+            429/503).
         simulator_faults: Fault knobs of the in-process simulator, read in demo mode only
             (`MIAUFLIX_SIMULATOR_FAULTS`, e.g. `error_rate=0.3,hang_rate=0.02`): pairs of a
             `miauflix.simulator.Faults` field (`latency`, `error_rate`, `rate_limit_rate`,
@@ -61,6 +88,9 @@ class Settings:
     trackers: tuple[str, ...] = ()
     disable_background_tasks: bool = False
     http_timeout: float = 10.0
+    tmdb_rate: float = 40.0
+    yts_rate: float = 20 / 60
+    download_rate: float = 0.5
     simulator_faults: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -83,16 +113,21 @@ class Settings:
             SettingsError: A variable holds an unusable value; the message names it.
         """
         env = os.environ if environ is None else environ
+        token = env.get("TMDB_API_TOKEN", "").strip()
+        rates = DEMO_RATES if not token else RATE_DEFAULTS
         return cls(
             data_dir=Path(env.get("MIAUFLIX_DATA_DIR", "data")),
             database_url=_database_url(env.get("DATABASE_URL", "")),
             tmdb_api_url=_url(env, "TMDB_API_URL", DEFAULT_TMDB_API_URL),
-            tmdb_api_token=env.get("TMDB_API_TOKEN", "").strip(),
+            tmdb_api_token=token,
             yts_api_url=_url(env, "YTS_API_URL", DEFAULT_YTS_API_URL),
             torrent_cache_url=_url(env, "TORRENT_CACHE_URL", DEFAULT_TORRENT_CACHE_URL),
             trackers=_trackers(env.get("TRACKERS", "")),
             disable_background_tasks=_bool(env, "DISABLE_BACKGROUND_TASKS"),
             http_timeout=_positive_float(env, "MIAUFLIX_HTTP_TIMEOUT", 10.0),
+            tmdb_rate=_rate(env, "MIAUFLIX_TMDB_RATE", rates),
+            yts_rate=_rate(env, "MIAUFLIX_YTS_RATE", rates),
+            download_rate=_rate(env, "MIAUFLIX_DOWNLOAD_RATE", rates),
             simulator_faults=_faults(env.get("MIAUFLIX_SIMULATOR_FAULTS", "")),
         )
 
@@ -194,3 +229,27 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
+
+
+def _rate(env: Mapping[str, str], name: str, defaults: Mapping[str, str]) -> float:
+    raw = env.get(name, "").strip() or defaults[name]
+    count, _, unit = (piece.strip() for piece in raw.partition("/"))
+    per = _PER.get(unit.lower() or "s")
+    try:
+        number = float(count)
+    except ValueError:
+        number = math.nan
+    if per is None or not math.isfinite(number) or number <= 0:
+        raise SettingsError(
+            f"{name} must be a rate like 20/min, 0.5/s or 40 (per second) with a positive "
+            f"count, got {raw!r}"
+        )
+    return number / per
+
+
+def format_rate(rate: float) -> str:
+    """A requests-per-second rate as people write it: `40/s`, `0.5/s`, `20/min`."""
+    for per, unit in ((1.0, "s"), (10.0, "s"), (60.0, "min"), (3600.0, "h")):
+        if abs(rate * per - round(rate * per)) < 1e-9:
+            return f"{rate * _PER[unit]:g}/{unit}"
+    return f"{rate:.4g}/s"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
+
+from tickwork._spec import is_async_callable
 
 __all__ = ["bind"]
 
@@ -14,8 +15,11 @@ def bind(instance: object, method: str, /, *args: Any, **kwargs: Any) -> Callabl
     """Return a zero-argument callable that calls ``instance.method(*args, **kwargs)``.
 
     The method is looked up now, so a typo fails at registration rather than at the first run.
-    When the method is a coroutine function the result is one too (``inspect.iscoroutinefunction``
-    is true), so the scheduler awaits it on the loop instead of sending it to a thread.
+    When calling the method returns a coroutine (an ``async def`` method, a ``functools.partial``
+    of one, or an attribute whose ``__call__`` is ``async``: the same detector as
+    :meth:`Scheduler.schedule_task`), the result is a coroutine function
+    (``inspect.iscoroutinefunction`` is true), so the scheduler awaits it on the loop instead of
+    sending it to a thread.
 
     Args:
         instance: The object that owns the method.
@@ -40,7 +44,7 @@ def bind(instance: object, method: str, /, *args: Any, **kwargs: Any) -> Callabl
         )
     qualname = f"{type(instance).__name__}.{method}"
 
-    if inspect.iscoroutinefunction(target):
+    if is_async_callable(target):
 
         async def bound_async() -> Any:
             return await target(*args, **kwargs)

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Callable
 
-__all__ = ["suspend_clock", "wall_offset", "wall_time"]
+__all__ = ["suspend_clock", "wall_offset"]
 
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 _BASE_LOOP_TIME = asyncio.BaseEventLoop.time

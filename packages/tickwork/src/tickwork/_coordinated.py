@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickwork import _clock
+from tickwork._execution import _Timeout
 from tickwork._hooks import ExecutionResult, call_finish, call_start
 from tickwork._lease import Lease, LeaseLostError, _current
 from tickwork.coordination._protocol import Busy, Coordinator, CoordinatorError, Grant, TaskDecl
@@ -56,6 +57,14 @@ _BUSY_JITTER = 0.02
 _HANDOVER_POLL = 2.0
 # A run cancelled by shutdown hands its lease back within this many seconds, or lets it expire.
 _RELEASE_ON_CANCEL = 0.4
+
+
+class _Restart(Exception):
+    """Continue the cycle on a fresh asyncio task after waiting ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 class _Failed:
@@ -211,7 +220,13 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
             wait += random.uniform(0.0, _BUSY_JITTER)
         else:
             retry = _RETRY_MIN
-            wait = await _run_granted(runner, coordination, answer, sent, suspend_clock, loop)
+            try:
+                wait = await _run_granted(runner, coordination, answer, sent, suspend_clock, loop)
+            except _Restart as restart:
+                if not runner.cancelled:
+                    runner.deadline = loop.time() + restart.wait
+                    runner._park()
+                return
         if runner.cancelled:
             return
         await runner.sleep(wait)
@@ -239,7 +254,7 @@ async def _run_granted(
     )
     me = asyncio.current_task()
     assert me is not None
-    in_thread = not runner.is_async
+    in_thread = not runner._is_async
 
     async def renew() -> None:
         while True:
@@ -261,14 +276,15 @@ async def _run_granted(
     started = loop.time()
     runner.state = "running"
     runner.last_started = started
-    hooks = runner.hooks
-    execution = runner.execution(started) if hooks else None
+    hooks = runner._scheduler._hooks
+    execution = runner._execution(started) if hooks else None
     if execution is not None:
         call_start(hooks, execution)
     outcome: str
+    keep = True
     try:
         try:
-            await runner.run_body()
+            await runner._call_body(started)
         finally:
             renewer.cancel()
             _current.reset(context_token)
@@ -276,23 +292,26 @@ async def _run_granted(
         if lease.lost and me.cancelling() and not runner.cancelled:
             me.uncancel()
             outcome = "lease_lost"
-        else:
+        elif me.cancelling():
             # Shutdown (or a cancel from outside): hand the lease back, due at once, so a peer
             # takes the task over now instead of after the TTL.
-            runner.end_cancelled(execution, exc)
+            runner._end_cancelled(execution)
             await _release_quietly(coordination, grant)
             raise
+        else:  # the body's own CancelledError: that run's failure, as uncoordinated
+            keep = runner._failed(execution, exc)
+            outcome = "failure"
     except LeaseLostError:
         lease._lose("the body reported it")
         outcome = "lease_lost"
-    except Exception as exc:
-        runner.end(execution, "failure", exc)
-        outcome = "timeout" if runner.last_outcome_was_timeout else "failure"
+    except BaseException as exc:
+        keep = runner._failed(execution, exc)
+        outcome = "timeout" if isinstance(exc, _Timeout) else "failure"
     else:
-        runner.end(execution, "success", None)
+        runner._end(execution, None)
         outcome = "success"
     if runner.thread_running:
-        await runner.join_thread()
+        await runner._join_thread()
     if outcome != "lease_lost" and lease.lost:
         outcome = "lease_lost"  # a plain function finished after its lease was lost
     if outcome == "lease_lost":
@@ -301,6 +320,10 @@ async def _run_granted(
         return 0.0
     wait = max(0.0, runner.deadline - loop.time())
     released = await _release(coordination, grant, wait, runner.consecutive_failures, outcome)
+    if not keep:
+        # After a BaseException that is no Exception (GeneratorExit: this coroutine may be being
+        # closed) the cycle continues on a fresh asyncio task, as the uncoordinated runner does.
+        raise _Restart(0.0 if released is None else released)
     if released is None:
         coordination.leases_superseded += 1
         _log.warning(
@@ -362,7 +385,7 @@ def _end_lease_lost(
     )
     if execution is not None:
         call_finish(
-            runner.hooks,
+            runner._scheduler._hooks,
             execution,
             ExecutionResult(
                 outcome="lease_lost",

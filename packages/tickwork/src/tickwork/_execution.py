@@ -1,61 +1,106 @@
-"""One task's life: run -> record -> wait ``interval`` -> run again, until cancelled.
+"""One task's runner: run the body, record the outcome, wait, run again, until cancelled.
 
-States of a ``_TaskRunner`` (``state``)::
+The state machine of a ``TaskRunner``. ``state`` is the public :data:`tickwork.TaskState`
+(one type for the runner and for status); ``cancelled`` is a flag that can be set in any state::
 
-    scheduled --(due)--> running --(body ends)--> scheduled
-        |                                   |
-        +--- cancel(): no further start     +--- cancel(): the body finishes, never rescheduled
+          schedule_task(run_immediately=True)       schedule_task(run_immediately=False)
+                         |                                        |
+                         |  deadline = now                        |  deadline = now + wait()
+                         v                                        v
+    +------------> SCHEDULED  waits for ``deadline`` in one of the _WAITS below
+    |                    |
+    |                    |  due
+    |                    v
+    |              RUNNING  the body: awaited on the loop (coroutine function), or in a worker
+    |                    |  thread (plain function; an awaitable it returns is then awaited on
+    |                    |  the loop), bounded by ``timeout`` if set
+    |                    |
+    |                    |  ends: success | failure (anything the body raises, BaseException
+    |                    |  included) | timeout  ->  _end(): runs, last_*, failures, the
+    |                    |  FailureLog, the hooks; deadline = now + wait()
+    |                    |
+    |                    +--- a plain function timed out and its thread still runs:
+    |                    |    stays RUNNING (``_thread`` set) until the thread returns,
+    |                    |    then deadline = now + wait()  (a task never overlaps itself)
+    +--------------------+
+                         (a CancelledError the scheduler asked for: ``shutdown`` cancelling the
+                          asyncio task. The hooks see "cancelled"; the runner's task ends.)
 
-Waiting comes in two forms, chosen per wait:
+Fields in each state (loop times; ``snapshot`` converts them to epoch seconds)::
 
-* short waits (< ``_PARK_AFTER`` seconds) keep the runner's asyncio task alive and suspended on a
-  loop timer, exactly like a hand-written ``while True: await job(); await sleep(interval)``;
-* long waits end the asyncio task and leave only this record plus one ``TimerHandle``, which
-  starts a fresh asyncio task when due. An idle hourly task costs a few hundred bytes and no
-  wake-ups.
+    state       deadline           last_started   running_for       next_run_at   _thread
+    SCHEDULED   next start         previous run   None              deadline      None
+    RUNNING     start it was due   this run       now - started     None          set while a
+                                                                                  plain function
+                                                                                  runs
 
-The next start is ``interval`` (plus backoff, plus jitter) after the previous execution finished,
-on the loop's monotonic clock. A plain function runs in a daemon worker thread; when it times
-out the execution counts as a failure, but the task stays ``running`` and the next start waits
-for the thread to return, so a task never overlaps itself.
+``runs``, ``failures``, ``consecutive_failures``, ``last_finished``, ``last_duration`` and
+``last_error`` change only in ``_end`` (or the fast path, which writes the same values: pinned
+by ``tests/core/test_runner.py``). ``last_success`` is stored only when a failure streak
+begins; without failures it is ``last_finished``.
+
+_WAITS, chosen after each execution from ``wait = deadline - now``:
+
+* ``yield``: ``wait <= 0`` (interval 0): one bare pass through the event loop;
+* ``sleep``: ``0 < wait < _PARK_AFTER``: the runner's asyncio task sleeps on a future that a
+  loop timer (or ``cancel()``) completes;
+* ``park``: ``wait >= _PARK_AFTER``, or after the body raised a ``BaseException`` that is not
+  an ``Exception``: the asyncio task ends, leaving this record and one ``TimerHandle``
+  (``_timer``) that spawns a fresh task when due. An idle hourly task costs a few hundred bytes
+  and no wake-ups. (After a ``GeneratorExit`` the coroutine may be being closed, and must not
+  await again.)
+
+A new kind of wait (snoozed, paused, a calendar time) is a new branch in
+``_wait_for_deadline``'s caller and, when it must show in status, a new ``TaskState`` member.
+
+Coordinated singleton tasks (a scheduler with a coordinator) run another cycle on the same
+record: ``_coordinated.run_coordinated`` (drawn in its module) acquires a lease before each run
+and takes every wait from the coordinator; it uses this class's body call and bookkeeping
+(``_call_body``, ``_end``, ``_join_thread``), so status, hooks and failure logs are the same.
+
+cancel() (``cancel_task``, ``shutdown``, or the body cancelling its own task): no further
+start. A waiting runner leaves at once (timer cancelled, sleep woken); a running body finishes,
+is recorded, and is not rescheduled. ``shutdown`` may then cancel the asyncio task itself.
+
+The fast path: a coroutine function without timeout or jitter, with no hooks, no failure
+streak and DEBUG off is awaited inline in ``_main`` with its bookkeeping written out there,
+because at interval 0 each attribute access is a visible share of the cost
+(``benchmarks/core.py``, case 1). Every other execution takes ``_execute``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import random
 import time
 import types
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tickwork import _clock
+from tickwork._failures import FailureLog
 from tickwork._hooks import Execution, ExecutionResult, Outcome, call_finish, call_start
-from tickwork._status import TaskStatus
+from tickwork._status import TaskState, TaskStatus
 from tickwork._threads import pool
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Awaitable, Callable, Generator
 
     from tickwork._coordinated import Coordination
-    from tickwork._hooks import ExecutionHook
     from tickwork._scheduler import Scheduler
 
-__all__ = ["SUMMARY_EVERY", "TaskRunner"]
+__all__ = ["TaskRunner"]
 
 _log = logging.getLogger("tickwork.scheduler")
 
 # Waits at least this long end the runner's asyncio task and park it on a bare timer.
 _PARK_AFTER = 1.0
-# A run of identical failures is summarised in one ERROR line at most this often (seconds).
-SUMMARY_EVERY = 60.0
 # Runs without a wait between them re-read the logging level this often (see _main).
 _RECHECK_LOGGING = 64
 # With interval 0, exponential backoff starts from this many seconds.
 _BACKOFF_BASE_FOR_ZERO = 1.0
-
-_State = Literal["scheduled", "running"]
 
 _monotonic = time.monotonic
 _BASE_LOOP_TIME = asyncio.BaseEventLoop.time
@@ -72,21 +117,24 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _cancel_requested() -> bool:
+    """True when the current asyncio task was cancelled by someone (shutdown), not by its body."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
         "_coordination",
-        "_error_key",
-        "_error_text",
+        "_failure_log",
         "_fn",
         "_is_async",
         "_jitter",
         "_loop",
         "_max_backoff",
         "_scheduler",
-        "_suppressed",
-        "_suppressed_since",
         "_thread",
         "_timeout",
         "_timer",
@@ -130,28 +178,27 @@ class TaskRunner:
         self._timeout = timeout
         self._jitter = jitter
         self._max_backoff = max_backoff
+        # Created at the first failure: most tasks never fail, and 100,000 idle tasks should
+        # not carry 100,000 of them (benchmark case 4's memory per task).
+        self._failure_log: FailureLog | None = None
         self.name = name
         self.interval = interval
-        self.state: _State = "scheduled"
+        self.state: TaskState = "scheduled"
         self.cancelled = False
         self.runs = 0
         self.failures = 0
         self.consecutive_failures = 0
-        self.last_started: float | None = None  # loop times; epoch only in status()
+        self.last_started: float | None = None  # loop times; epoch only in snapshot()
         self.last_finished: float | None = None
         self.last_success: float | None = None
         self.last_duration: float | None = None
         self.last_error: str | None = None
         self.deadline = loop.time()
-        self._timer: asyncio.Handle | None = None
-        self._wakeup: asyncio.Future[None] | None = None
-        self._thread: asyncio.Future[Any] | None = None
-        self._error_key: tuple[type[BaseException], str] | None = None
-        self._error_text: str | None = None
-        self._suppressed = 0
-        self._suppressed_since = 0.0
+        self._timer: asyncio.Handle | None = None  # the parked wait's TimerHandle
+        self._wakeup: asyncio.Future[None] | None = None  # the short wait's future
+        self._thread: asyncio.Future[Any] | None = None  # a plain function's run in its thread
         if run_immediately or coordination is not None:
-            # A coordinated task asks the coordinator at once; the store decides when it is due.
+            # A coordinated task asks the coordinator at once: the store decides when it is due.
             self._timer = loop.call_soon(self._spawn)
         else:
             self.deadline += self._wait()
@@ -162,7 +209,8 @@ class TaskRunner:
     def cancel(self) -> None:
         """No further execution starts; one in progress finishes and is not rescheduled."""
         self.cancelled = True
-        self._flush_suppressed()  # failures held back for the next summary are not lost
+        if self._failure_log is not None:
+            self._failure_log.flush()  # failures held back for the next summary are not lost
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -174,30 +222,29 @@ class TaskRunner:
         """True while a plain function of this task is still running in its thread."""
         return self._thread is not None and not self._thread.done()
 
-    def snapshot(self, now: float, offset: float, timeout: float | None) -> TaskStatus:
+    def snapshot(self, now: float, offset: float) -> TaskStatus:
         """A frozen status at loop time ``now``; ``offset`` converts loop times to epoch."""
         running = self.state == "running"
         started = self.last_started
+        # While no failure is pending, the latest finish was a success (the fast path does not
+        # write last_success); _end stores it when a failure streak begins.
+        last_success = self.last_success if self.consecutive_failures else self.last_finished
         return TaskStatus(
             name=self.name,
             interval=self.interval,
-            timeout=timeout,
+            timeout=self._timeout,
             state=self.state,
             runs=self.runs,
             failures=self.failures,
             consecutive_failures=self.consecutive_failures,
-            last_started_at=None if self.last_started is None else self.last_started + offset,
+            last_started_at=None if started is None else started + offset,
             last_finished_at=None if self.last_finished is None else self.last_finished + offset,
-            last_success_at=None if self.last_success is None else self.last_success + offset,
+            last_success_at=None if last_success is None else last_success + offset,
             last_duration=self.last_duration,
             last_error=self.last_error,
             next_run_at=None if running or self.cancelled else self.deadline + offset,
             running_for=max(0.0, now - started) if running and started is not None else None,
         )
-
-    @property
-    def timeout(self) -> float | None:
-        return self._timeout
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -216,16 +263,15 @@ class TaskRunner:
         self._scheduler._own(self._loop.create_task(main), self)
 
     async def _main(self) -> None:
-        # Locals, not attributes, on the path every execution takes: at interval 0 the
-        # bookkeeping must cost next to nothing beside the body (see benchmarks/core.py).
+        # Locals, not attributes, on the path every execution takes (see the module docstring).
         loop = self._loop
         # loop.time() is a Python-level wrapper of time.monotonic(); skip it unless a loop (the
         # virtual-time test loop) has its own clock.
-        time = _monotonic if type(loop).time is _BASE_LOOP_TIME else loop.time
+        clock = _monotonic if type(loop).time is _BASE_LOOP_TIME else loop.time
         scheduler = self._scheduler
         fn = self._fn
-        simple = self._is_async and self._timeout is None
-        jitter = self._jitter
+        interval = self.interval
+        fast = self._is_async and self._timeout is None and not self._jitter
         debug = _log.isEnabledFor
         verbose = debug(logging.DEBUG)
         # Back-to-back runs (interval 0) ask the logger only every _RECHECK_LOGGING runs: the
@@ -233,48 +279,41 @@ class TaskRunner:
         # still takes effect within microseconds.
         recheck = _RECHECK_LOGGING
         while not self.cancelled:
-            started = time()
-            self.state = "running"
-            self.last_started = started
-            if verbose:
-                _log.debug("Executing task: %s", self.name, extra={"task": self.name})
-            execution = None
-            if scheduler._hooks:
-                execution = self._execution(started)
-                call_start(scheduler._hooks, execution)
-            try:
-                if simple:
+            keep = True  # False: continue on a fresh asyncio task (the "park" wait)
+            if fast and scheduler._plain and not (self.consecutive_failures or verbose):
+                # The fast path: what _execute and _end record for a success without hooks.
+                started = clock()
+                self.state = "running"
+                self.last_started = started
+                try:
                     await fn()
+                except asyncio.CancelledError as exc:
+                    if _cancel_requested():
+                        raise  # no hook to tell
+                    keep = self._failed(None, exc)
+                    wait = self.deadline - clock()
+                except BaseException as exc:
+                    keep = self._failed(None, exc)
+                    wait = self.deadline - clock()
                 else:
-                    await self._guarded()
-            except asyncio.CancelledError as exc:
-                self._end_cancelled(execution, exc)
-                raise
-            except Exception as exc:
-                self._end(execution, "failure", exc)
-                wait = self.deadline - time()
+                    if scheduler._plain:
+                        finished = clock()
+                        self.runs += 1
+                        self.last_finished = finished  # also the last success: see snapshot()
+                        self.last_duration = finished - started
+                        self.state = "scheduled"
+                        self.deadline = finished + interval
+                        wait = interval
+                    else:  # a hook was added during the run: _end tells it of the finish
+                        self._end(None, None)
+                        wait = self.deadline - clock()
             else:
-                # (A hook removed during the run leaves an execution nobody is told of.)
-                if not (verbose or self.consecutive_failures or scheduler._hooks or jitter):
-                    # The common success, recorded inline (the same as _end would).
-                    finished = time()
-                    self.runs += 1
-                    self.last_finished = finished
-                    self.last_success = finished
-                    self.last_duration = finished - started
-                    self.state = "scheduled"
-                    wait = self.interval
-                    self.deadline = finished + wait
-                else:
-                    self._end(execution, "success", None)
-                    wait = self.deadline - time()
-            if not simple and self._thread is not None:
-                await self._join_thread()
-                wait = self.deadline - time()
+                keep = await self._execute(clock())
+                wait = self.deadline - clock()
             if self.cancelled:
                 return
-            if wait >= _PARK_AFTER:
-                self._timer = loop.call_at(self.deadline, self._spawn)
+            if not keep or wait >= _PARK_AFTER:
+                self._park()
                 return
             if wait <= 0:
                 await _yield()
@@ -283,44 +322,108 @@ class TaskRunner:
                     recheck = _RECHECK_LOGGING
                     verbose = debug(logging.DEBUG)
                 continue
-            wakeup: asyncio.Future[None] = loop.create_future()
-            self._wakeup = wakeup
-            timer = loop.call_at(self.deadline, _wake, wakeup)
-            try:
-                await wakeup
-            finally:
-                timer.cancel()
-                self._wakeup = None
+            await self._sleep_until_deadline()
             verbose = debug(logging.DEBUG)
 
-    async def _guarded(self) -> None:
-        """Run a body that has a timeout or runs in a thread; raise what the body raised."""
-        if self._is_async:
-            timeout = asyncio.timeout(self._timeout)
-            try:
-                async with timeout:
-                    await self._fn()
-            except TimeoutError:
-                if timeout.expired():
-                    raise _Timeout(self._timeout) from None
-                raise
+    async def sleep(self, wait: float) -> None:
+        """Wait ``wait`` seconds (the next start shows in status), or until cancelled."""
+        if self.cancelled:
             return
+        self.deadline = self._loop.time() + wait
+        await self._sleep_until_deadline()
+
+    def record_lease_lost(self, now: float, started: float) -> None:
+        """A coordinated run that ended ``lease_lost``: a run, not a failure; no backoff."""
+        self.runs += 1
+        self.last_finished = now
+        self.last_duration = now - started
+        self.state = "scheduled"
+
+    def _park(self) -> None:
+        """End this asyncio task; a TimerHandle spawns a fresh one at the deadline."""
+        if not self._loop.is_closed():  # a coroutine closed at exit must not schedule anything
+            self._timer = self._loop.call_at(self.deadline, self._spawn)
+
+    async def _sleep_until_deadline(self) -> None:
+        wakeup: asyncio.Future[None] = self._loop.create_future()
+        self._wakeup = wakeup
+        timer = self._loop.call_at(self.deadline, _wake, wakeup)
+        try:
+            await wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+    async def _execute(self, started: float) -> bool:
+        """One execution with everything the fast path leaves out; False: park afterwards."""
+        self.state = "running"
+        self.last_started = started
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("Executing task: %s", self.name, extra={"task": self.name})
+        execution = None
+        hooks = self._scheduler._hooks
+        if hooks:
+            execution = self._execution(started)
+            call_start(hooks, execution)
+        keep = True
+        try:
+            await self._call_body(started)
+        except asyncio.CancelledError as exc:
+            if _cancel_requested():
+                self._end_cancelled(execution)
+                raise
+            keep = self._failed(execution, exc)
+        except BaseException as exc:
+            keep = self._failed(execution, exc)
+        else:
+            self._end(execution, None)
+        if self._thread is not None:
+            await self._join_thread()
+        return keep
+
+    async def _call_body(self, started: float) -> None:
+        """Run the body once: on the loop or in a thread, within its timeout; raise its error."""
+        timeout = self._timeout
+        deadline = None if timeout is None else started + timeout
+        if self._is_async:
+            await self._within(self._fn(), deadline)
+            return
+        result = await self._in_thread(deadline)
+        if inspect.isawaitable(result):
+            # A plain function that returned an awaitable (``lambda: svc.refresh(6)``, an object
+            # whose __call__ was wrapped): the work is in the awaitable, so it runs here, on the
+            # loop, within what is left of the timeout. Never a success with nothing awaited.
+            await self._within(result, deadline)
+
+    async def _within(self, body: Awaitable[Any], deadline: float | None) -> None:
+        if deadline is None:
+            await body
+            return
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                await body
+        except TimeoutError:
+            if timeout.expired():
+                raise _Timeout(self._timeout) from None
+            raise
+
+    async def _in_thread(self, deadline: float | None) -> Any:
         thread = pool.submit(self._loop, self._fn, contextvars.copy_context())
         self._thread = thread
-        if self._timeout is None:
+        if deadline is None:
             # shield: a shutdown that cancels this task must not mark the thread's future done
             # while the thread still runs; thread_running reads it.
             try:
-                await asyncio.shield(thread)
+                return await asyncio.shield(thread)
             finally:
                 if thread.done():
                     self._thread = None
-            return
-        done, _ = await asyncio.wait((thread,), timeout=self._timeout)
+        done, _ = await asyncio.wait((thread,), timeout=deadline - self._loop.time())
         if not done:
             raise _Timeout(self._timeout, thread=True)  # self._thread stays: _join_thread waits
         self._thread = None
-        thread.result()
+        return thread.result()
 
     async def _join_thread(self) -> None:
         """After a timed-out plain function: stay ``running`` until its thread returns."""
@@ -329,78 +432,33 @@ class TaskRunner:
         self.state = "running"
         try:
             await asyncio.shield(thread)
-        except Exception as exc:
-            _log.warning(
-                "Task %s: its timed-out function finally raised %s: %s",
-                self.name,
-                type(exc).__name__,
-                exc,
-                extra={"task": self.name},
-            )
+        except asyncio.CancelledError as exc:
+            if _cancel_requested():
+                raise
+            self._thread_ended(exc)
+        except BaseException as exc:
+            self._thread_ended(exc)
         else:
+            self._thread_ended(None)
+        self._thread = None
+        self.state = "scheduled"
+        self.deadline = self._loop.time() + self._wait()
+
+    def _thread_ended(self, error: BaseException | None) -> None:
+        if error is None:
             _log.info(
                 "Task %s: its timed-out function returned; scheduling resumes",
                 self.name,
                 extra={"task": self.name},
             )
-        self._thread = None
-        self.state = "scheduled"
-        self.deadline = self._loop.time() + self._wait()
-
-    # -- the interface of the coordinated cycle (_coordinated.py) ------------------------------
-
-    @property
-    def is_async(self) -> bool:
-        return self._is_async
-
-    @property
-    def hooks(self) -> tuple[ExecutionHook, ...]:
-        return self._scheduler._hooks
-
-    def execution(self, started: float) -> Execution:
-        return self._execution(started)
-
-    async def run_body(self) -> None:
-        """Run the body once, with its timeout or in its thread; raise what it raised."""
-        if self._is_async and self._timeout is None:
-            await self._fn()
         else:
-            await self._guarded()
-
-    def end(self, execution: Execution | None, outcome: Outcome, error: Exception | None) -> None:
-        self._end(execution, outcome, error)
-
-    def end_cancelled(self, execution: Execution | None, exc: asyncio.CancelledError) -> None:
-        self._end_cancelled(execution, exc)
-
-    @property
-    def last_outcome_was_timeout(self) -> bool:
-        return self.last_error is not None and self.last_error.startswith("TimeoutError: execution")
-
-    async def join_thread(self) -> None:
-        await self._join_thread()
-
-    def record_lease_lost(self, now: float, started: float) -> None:
-        """A run that ended ``lease_lost``: counted as a run, not a failure; no backoff."""
-        self.runs += 1
-        self.last_finished = now
-        self.last_duration = now - started
-        self.state = "scheduled"
-
-    async def sleep(self, wait: float) -> None:
-        """Wait ``wait`` seconds (the next start shows in status), or until cancelled."""
-        if self.cancelled:
-            return
-        loop = self._loop
-        self.deadline = loop.time() + wait
-        wakeup: asyncio.Future[None] = loop.create_future()
-        self._wakeup = wakeup
-        timer = loop.call_at(self.deadline, _wake, wakeup)
-        try:
-            await wakeup
-        finally:
-            timer.cancel()
-            self._wakeup = None
+            _log.warning(
+                "Task %s: its timed-out function finally raised %s: %s",
+                self.name,
+                type(error).__name__,
+                error,
+                extra={"task": self.name},
+            )
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -415,38 +473,53 @@ class TaskRunner:
             lateness=max(0.0, started - self.deadline),
         )
 
-    def _end(self, execution: Execution | None, outcome: Outcome, error: Exception | None) -> None:
+    def _failed(self, execution: Execution | None, error: BaseException) -> bool:
+        """The body raised ``error``: this run's failure. Returns False to park afterwards.
+
+        Whatever a body raises, ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, its
+        own ``CancelledError`` included, is recorded and the task stays scheduled. Hooks see
+        the exception in ``ExecutionResult.error``, which is how ``tickwork run`` learns that a
+        body asked the process to exit.
+        """
+        self._end(execution, error)
+        return isinstance(error, Exception)
+
+    def _end(self, execution: Execution | None, error: BaseException | None) -> None:
+        """Record the end of the execution in progress (``error`` None: a success)."""
         loop = self._loop
         now = loop.time()
         started = self.last_started if self.last_started is not None else now
         if execution is None and self._scheduler._hooks:
-            execution = self._execution(started)  # a hook was added during this execution
+            # A hook added while the body ran (wait_for_runs does) hears of its end.
+            execution = self._execution(started)
+        if error is not None and not self.consecutive_failures:
+            self.last_success = self.last_finished  # a streak begins: the previous run succeeded
         self.runs += 1
         self.last_finished = now
         self.last_duration = now - started
+        outcome: Outcome = "success"
         if error is None:
-            self.last_success = now
             if self.consecutive_failures:
-                self._flush_suppressed()
-                _log.info(
-                    "Task %s recovered after %d consecutive failures",
-                    self.name,
-                    self.consecutive_failures,
-                    extra={"task": self.name},
-                )
-                self._error_key = None
-            self.consecutive_failures = 0
-            self.last_error = None
+                assert self._failure_log is not None  # created by the first failure
+                self._failure_log.succeeded(self.consecutive_failures, now)
+                self.consecutive_failures = 0
+                self.last_error = None
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("Task %s completed successfully", self.name, extra={"task": self.name})
         else:
-            if isinstance(error, _Timeout):
-                outcome = "timeout"
             self.failures += 1
             self.consecutive_failures += 1
-            kind = "TimeoutError" if isinstance(error, _Timeout) else type(error).__name__
-            self.last_error = f"{kind}: {error}"
-            self._log_failure(error, now)
+            if self._failure_log is None:
+                self._failure_log = FailureLog(self.name)
+            if isinstance(error, _Timeout):
+                outcome = "timeout"
+                self.last_error = f"TimeoutError: {error}"
+                self._failure_log.failed(error, error.headline, now, timed_out=True)
+                error = TimeoutError(*error.args)  # hooks never see the private class
+            else:
+                outcome = "failure"
+                self.last_error = f"{type(error).__name__}: {error}"
+                self._failure_log.failed(error, self.last_error, now, timed_out=False)
         if execution is not None:
             call_finish(
                 self._scheduler._hooks,
@@ -462,31 +535,22 @@ class TaskRunner:
             self.state = "scheduled"
             self.deadline = now + self._wait()
 
-    def _end_cancelled(self, execution: Execution | None, exc: asyncio.CancelledError) -> None:
+    def _end_cancelled(self, execution: Execution | None) -> None:
+        """The scheduler cancelled the execution in progress (shutdown): tell the hooks."""
+        if execution is None:
+            return
         now = self._loop.time()
         started = self.last_started if self.last_started is not None else now
-        if execution is not None:
-            call_finish(
-                self._scheduler._hooks,
-                execution,
-                ExecutionResult(
-                    outcome="cancelled",
-                    duration=now - started,
-                    finished_at=now + _clock.wall_offset(self._loop),
-                    error=None,
-                ),
-            )
-        task = asyncio.current_task()
-        if task is not None and task.cancelling() == 0 and not self.cancelled:
-            # Nobody asked to cancel this task: the body raised CancelledError itself (it awaited
-            # something another task cancelled). It is not swallowed, so this task stops here.
-            _log.error(
-                "Task %s raised CancelledError from its own code; it will not run again",
-                self.name,
-                exc_info=exc,
-                extra={"task": self.name},
-            )
-            self._scheduler._forget(self)
+        call_finish(
+            self._scheduler._hooks,
+            execution,
+            ExecutionResult(
+                outcome="cancelled",
+                duration=now - started,
+                finished_at=now + _clock.wall_offset(self._loop),
+                error=None,
+            ),
+        )
 
     def _wait(self) -> float:
         """Seconds from a completion to the next start: interval, backoff, jitter."""
@@ -500,37 +564,6 @@ class TaskRunner:
             wait += random.uniform(0.0, self._jitter)
         return wait
 
-    def _log_failure(self, error: Exception, now: float) -> None:
-        key = (type(error), str(error))
-        if key == self._error_key and self.consecutive_failures > 1:
-            self._suppressed += 1
-            if now - self._suppressed_since >= SUMMARY_EVERY:
-                self._flush_suppressed()
-                self._suppressed_since = now
-            return
-        self._flush_suppressed()
-        self._error_key = key
-        self._error_text = self.last_error
-        self._suppressed_since = now
-        _log.error(
-            "Task %s failed: %s",
-            self.name,
-            self.last_error,
-            exc_info=error,
-            extra={"task": self.name},
-        )
-
-    def _flush_suppressed(self) -> None:
-        if self._suppressed:
-            _log.error(
-                "Task %s failed %d more times with the same error: %s",
-                self.name,
-                self._suppressed,
-                self._error_text,
-                extra={"task": self.name},
-            )
-            self._suppressed = 0
-
     def __repr__(self) -> str:
         flags = " cancelled" if self.cancelled else ""
         return f"<TaskRunner {self.name!r} {self.state}{flags} runs={self.runs}>"
@@ -540,9 +573,12 @@ class _Timeout(TimeoutError):
     """An execution ran past its timeout (as opposed to the body raising TimeoutError)."""
 
     def __init__(self, timeout: float | None, *, thread: bool = False) -> None:
+        self.headline = f"timed out after {timeout:g} s"
         message = f"execution exceeded its timeout of {timeout:g} s"
         if thread:
-            message += " (the function is still running in its thread; the next run waits for it)"
+            note = " (the function is still running in its thread; the next run waits for it)"
+            message += note
+            self.headline += note
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:

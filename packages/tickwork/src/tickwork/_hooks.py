@@ -46,13 +46,17 @@ class ExecutionResult:
     """How an execution ended.
 
     Attributes:
-        outcome: ``"success"``, ``"failure"`` (raised an ``Exception``), ``"timeout"`` (ran past
-            its timeout), ``"cancelled"`` (cancelled by a shutdown) or ``"lease_lost"`` (a
+        outcome: ``"success"``, ``"failure"`` (the body raised: any exception, a
+            ``BaseException`` such as ``SystemExit`` included), ``"timeout"`` (ran past its
+            timeout), ``"cancelled"`` (cancelled by a shutdown) or ``"lease_lost"`` (a
             coordinated run whose lease passed to another replica; not a failure).
         duration: Seconds from start to end. For a timed-out plain function this is the time
             until the scheduler stopped waiting, not until the thread returned.
         finished_at: Epoch seconds at which it ended.
-        error: The exception for ``"failure"`` and ``"timeout"``, else None.
+        error: The exception for ``"failure"`` and ``"timeout"`` (a plain ``TimeoutError``),
+            else None. A ``SystemExit`` or ``KeyboardInterrupt`` here means the body asked the
+            process to exit: the scheduler kept the task scheduled, and it is the embedding
+            runtime's decision to stop (``tickwork run`` shuts down gracefully, exit 1).
     """
 
     outcome: Outcome

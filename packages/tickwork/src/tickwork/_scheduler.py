@@ -19,7 +19,14 @@ from tickwork._coordinated import Coordination
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
-from tickwork._spec import TaskSpec, check_name, check_seconds, check_task, is_async_callable
+from tickwork._spec import (
+    TaskSpec,
+    check_finite,
+    check_name,
+    check_sums,
+    check_task,
+    is_async_callable,
+)
 from tickwork._status import ShutdownReport, TaskStatus
 from tickwork.coordination._protocol import Coordinator
 
@@ -38,8 +45,10 @@ class Scheduler:
 
     Every task runs first at once (or after one interval with ``run_immediately=False``), then
     ``interval`` seconds after each execution *finishes* (fixed delay): a task never overlaps
-    itself. A task that raises is logged and rescheduled; one that hangs, fails or is cancelled
-    never delays another.
+    itself. A task that raises is logged and rescheduled, whatever it raises (``SystemExit``
+    and ``KeyboardInterrupt`` included: they are that run's failure, reported to the hooks);
+    only :meth:`cancel_task` and :meth:`shutdown` remove a task. One that hangs, fails or is
+    cancelled never delays another.
 
     Use it inside a running event loop; as an async context manager it shuts down on exit::
 
@@ -69,6 +78,9 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._shutdown_report: ShutdownReport | None = None
+        # No hook: the runners may take their fast path (see _execution). Coordinated runs
+        # never take it (they run _coordinated.run_coordinated instead of TaskRunner._main).
+        self._plain = not self._hooks
 
     # -- coordination ---------------------------------------------------------------------------
 
@@ -109,6 +121,13 @@ class Scheduler:
         """True without a coordinator; with one, while it answers (``/ready``)."""
         return self._coordination is None or self._coordination.ready
 
+    def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
+        coordination = self._coordination
+        if coordination is None or not singleton:
+            return None
+        coordination.ensure_running(loop)
+        return coordination
+
     # -- registration -------------------------------------------------------------------------
 
     def schedule_task(
@@ -132,8 +151,11 @@ class Scheduler:
             name: Unique, non-empty name; it identifies the task in status, logs and metrics.
             interval: Seconds from one execution's completion to the next start; 0 runs again
                 on the next loop iteration.
-            task: A zero-argument coroutine function (awaited on the loop) or plain function
-                (run in a worker thread, so it never blocks the loop).
+            task: A zero-argument coroutine function (awaited on the loop; also a
+                ``functools.partial`` of one, or an object whose ``__call__`` is ``async``) or
+                plain function (run in a worker thread, so it never blocks the loop). When a
+                plain function returns an awaitable (``lambda: svc.refresh(6)``), that
+                awaitable is then awaited on the loop, within ``timeout``.
             timeout: Seconds an execution may run. A coroutine past it is cancelled; a plain
                 function cannot be stopped, so the scheduler stops waiting, counts a failure,
                 and the next run waits until the function has returned. None: no limit.
@@ -154,8 +176,9 @@ class Scheduler:
 
         Raises:
             TypeError: An argument has the wrong type (the message names it); a coroutine
-                object was passed instead of the function.
-            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds).
+                object was passed instead of the function; ``task`` needs arguments.
+            ValueError: An argument is out of range (empty name, negative/NaN/infinite seconds,
+                a number too large for a float, ``interval + jitter`` overflowing).
             RuntimeError: No event loop is running in this thread, or the scheduler is bound to
                 another loop.
             SchedulerError: ``"already_scheduled"`` (the name is taken) or ``"shut_down"``.
@@ -164,16 +187,18 @@ class Scheduler:
         # about what creating 100,000 asyncio tasks does (benchmarks/core.py, case 4).
         check_name(name)
         if type(interval) is not float or not 0.0 <= interval < _INF:
-            interval = check_seconds("interval", interval)
+            interval = check_finite("interval", interval)
         check_task(task)
         if timeout is not None:
-            timeout = check_seconds("timeout", timeout, zero=False)
+            timeout = check_finite("timeout", timeout, zero=False)
         if type(jitter) is not float or not 0.0 <= jitter < _INF:
-            jitter = check_seconds("jitter", jitter)
+            jitter = check_finite("jitter", jitter)
         if run_immediately is not True and run_immediately is not False:
             raise TypeError(f"run_immediately must be a bool, got {run_immediately!r}")
         if max_backoff is not None:
-            max_backoff = check_seconds("max_backoff", max_backoff)
+            max_backoff = check_finite("max_backoff", max_backoff)
+        if jitter:
+            check_sums(interval, jitter, max_backoff)
         if singleton is not True and singleton is not False:
             raise TypeError(f"singleton must be a bool, got {singleton!r}")
         loop = self._check_can_add(name)
@@ -190,13 +215,6 @@ class Scheduler:
             run_immediately,
             self._coordinate(loop, singleton),
         )
-
-    def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
-        coordination = self._coordination
-        if coordination is None or not singleton:
-            return None
-        coordination.ensure_running(loop)
-        return coordination
 
     def schedule_tasks(self, specs: Iterable[TaskSpec]) -> None:
         """Register several tasks at once: all of them, or none when any is refused.
@@ -285,7 +303,7 @@ class Scheduler:
             return []
         now = loop.time()
         offset = _clock.wall_offset(loop)
-        return [r.snapshot(now, offset, r.timeout) for r in self._runners.values()]
+        return [r.snapshot(now, offset) for r in self._runners.values()]
 
     def task_status(self, name: str) -> TaskStatus:
         """Return a snapshot of one task.
@@ -296,7 +314,7 @@ class Scheduler:
         runner = self._runners.get(check_name(name))
         if runner is None or self._loop is None:
             raise SchedulerError("not_scheduled", name)
-        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop), runner.timeout)
+        return runner.snapshot(self._loop.time(), _clock.wall_offset(self._loop))
 
     @property
     def closed(self) -> bool:
@@ -306,10 +324,12 @@ class Scheduler:
     def add_hook(self, hook: ExecutionHook) -> None:
         """Add an execution hook; it sees executions that start from now on."""
         self._hooks = (*self._hooks, hook)
+        self._plain = False
 
     def remove_hook(self, hook: ExecutionHook) -> None:
         """Remove a hook added earlier; unknown hooks are ignored."""
         self._hooks = tuple(h for h in self._hooks if h is not hook)
+        self._plain = not self._hooks
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -331,7 +351,7 @@ class Scheduler:
             Which tasks' executions finished, were cancelled, or were left running in a
             thread (plain functions cannot be stopped).
         """
-        grace = check_seconds("grace", grace)
+        grace = check_finite("grace", grace)
         if self._shutdown_report is not None:
             return self._shutdown_report
         self._closed = True
@@ -423,7 +443,8 @@ class Scheduler:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<Scheduler {state} tasks={len(self._runners)} running={len(self._tasks)}>"
+        running = sum(r.state == "running" for r in self._runners.values())
+        return f"<Scheduler {state} tasks={len(self._runners)} running={running}>"
 
 
 def _check_coordinator(coordinator: object) -> Coordinator:

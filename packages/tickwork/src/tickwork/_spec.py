@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
-__all__ = ["TaskSpec"]
+__all__ = ["TaskSpec", "check_finite", "is_async_callable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +49,18 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_name(self.name))
-        object.__setattr__(self, "interval", check_seconds("interval", self.interval))
+        object.__setattr__(self, "interval", check_finite("interval", self.interval))
         check_task(self.task)
         if self.timeout is not None:
-            object.__setattr__(self, "timeout", check_seconds("timeout", self.timeout, zero=False))
-        object.__setattr__(self, "jitter", check_seconds("jitter", self.jitter))
+            object.__setattr__(self, "timeout", check_finite("timeout", self.timeout, zero=False))
+        object.__setattr__(self, "jitter", check_finite("jitter", self.jitter))
+        check_sums(self.interval, self.jitter, self.max_backoff)
         if not isinstance(self.run_immediately, bool):
             raise TypeError(f"run_immediately must be a bool, got {self.run_immediately!r}")
-        if self.max_backoff is not None:
-            object.__setattr__(self, "max_backoff", check_seconds("max_backoff", self.max_backoff))
         if not isinstance(self.singleton, bool):
             raise TypeError(f"singleton must be a bool, got {self.singleton!r}")
+        if self.max_backoff is not None:
+            object.__setattr__(self, "max_backoff", check_finite("max_backoff", self.max_backoff))
 
     @property
     def is_async(self) -> bool:
@@ -74,20 +76,56 @@ def check_name(name: object) -> str:
     return name
 
 
-def check_seconds(param: str, value: object, *, zero: bool = True) -> float:
-    # bool is a Real subclass, and True seconds is always a mistake.
+def check_finite(param: str, value: object, *, zero: bool = True, unit: str = "seconds") -> float:
+    """Return ``value`` as a float: a finite number ``>= 0`` (``> 0`` when ``zero`` is false).
+
+    The one check of "a finite number > 0" in tickwork: the core's arguments and the service's
+    settings (durations, rates).
+
+    Raises:
+        TypeError: ``value`` is not a real number (a bool is refused: ``True`` seconds is
+            always a mistake). The message names ``param``.
+        ValueError: NaN, infinite, negative, zero when ``zero`` is false, or too large for a
+            float (``10**400``). The message names ``param`` and shows the value.
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(
-            f"{param} must be a real number of seconds, got {type(value).__name__} {value!r}"
+            f"{param} must be a real number of {unit}, got {type(value).__name__} {value!r}"
         )
-    seconds = float(value)
     bound = ">= 0" if zero else "> 0"
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{param} must be a finite number {bound}, got {_short_repr(value)} (too large)"
+        ) from None
     if not math.isfinite(seconds) or seconds < 0 or (not zero and seconds == 0):
         raise ValueError(f"{param} must be a finite number {bound}, got {value!r}")
     return seconds
 
 
+def check_sums(interval: float, jitter: float, max_backoff: float | None) -> None:
+    """Refuse waits that overflow: ``interval + jitter`` (and ``max_backoff + jitter``) finite."""
+    # Each value alone is finite, but a wait adds them; an infinite deadline would put inf in
+    # status, which JSON cannot carry (one task's value must not break /status for all).
+    if not math.isfinite(interval + jitter):
+        raise ValueError(
+            f"interval + jitter must be finite, got interval={interval!r} jitter={jitter!r}"
+        )
+    if max_backoff is not None and not math.isfinite(max_backoff + jitter):
+        raise ValueError(
+            f"max_backoff + jitter must be finite, got max_backoff={max_backoff!r} "
+            f"jitter={jitter!r}"
+        )
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} digits)"
+
+
 def check_task(task: object) -> None:
+    """Refuse anything but a callable that can be called with no arguments."""
     if inspect.iscoroutine(task) or inspect.isawaitable(task):
         if inspect.iscoroutine(task):
             task.close()  # it was never awaited; closing it avoids a RuntimeWarning
@@ -99,12 +137,54 @@ def check_task(task: object) -> None:
         raise TypeError(
             f"task must be a zero-argument callable, got {type(task).__name__} {task!r}"
         )
+    if _takes_no_arguments(task):
+        return
+    try:
+        signature = inspect.signature(task)
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): let the first run tell
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        name = getattr(task, "__qualname__", None) or f"{type(task).__qualname__} object"
+        raise TypeError(
+            f"task must be a zero-argument callable; {name} needs {', '.join(required)}: "
+            "pass them with functools.partial, tickwork.bind or a lambda"
+        )
+
+
+def _takes_no_arguments(task: object) -> bool:
+    """The common cases without ``inspect.signature`` (which costs more than registering)."""
+    skip = 0
+    if type(task) is types.MethodType:
+        task = task.__func__
+        skip = 1
+    if type(task) is not types.FunctionType:
+        return False
+    code = task.__code__
+    required = code.co_argcount - skip - len(task.__defaults__ or ())
+    required_kw = code.co_kwonlyargcount - len(task.__kwdefaults__ or {})
+    return required <= 0 and required_kw == 0
 
 
 def is_async_callable(obj: object) -> bool:
-    """True for coroutine functions, also behind ``functools.partial`` or as ``__call__``."""
+    """True when calling ``obj`` returns a coroutine: the one detector of tickwork.
+
+    Coroutine functions, also behind ``functools.partial`` (nested), as bound methods, or as an
+    object whose ``__call__`` is a coroutine function. ``schedule_task`` and ``bind`` both ask
+    it. A plain function that happens to return an awaitable (``lambda: svc.refresh(6)``) is
+    not detected here; the runner awaits what it returns (see ``_execution``).
+    """
     while isinstance(obj, functools.partial):
         obj = obj.func
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
-    )
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(type(obj), "__call__", None)  # noqa: B004 - the type's, not the instance's
+    if callable(obj) and not isinstance(obj, type) and call is not None:
+        while isinstance(call, functools.partial):
+            call = call.func
+        return inspect.iscoroutinefunction(call)
+    return False

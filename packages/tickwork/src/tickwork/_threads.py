@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["WorkerPool", "pool"]
+__all__ = ["pool"]
 
 _Job = tuple[
     asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any], contextvars.Context

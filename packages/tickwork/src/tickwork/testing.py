@@ -17,7 +17,8 @@ on it from a ``conftest.py``::
             await wait_for_runs(scheduler, "refresh", 3)
             assert asyncio.get_running_loop().time() == 60
 
-(older pytest-asyncio: return ``VirtualTimePolicy()`` from an ``event_loop_policy`` fixture).
+(No event-loop policy is offered: policies are deprecated from Python 3.14. With an older
+pytest-asyncio, run the test body with :func:`run`.)
 
 What is *not* virtual: I/O and threads. The loop never jumps while tickwork's worker threads are
 running a plain-function task (it waits for them in real time), but it cannot see other threads
@@ -29,14 +30,17 @@ store on the running loop, with crashes, partitions and clock skew, so your own 
 can be checked against the coordination guarantees on virtual time.
 
 Waiting: :func:`wait_for_runs` and :func:`wait_until` wait for progress, bounded by a timeout
-(in loop seconds, virtual or not), instead of sleeping a guessed amount.
+(in loop seconds, virtual or not), instead of sleeping a guessed amount. ``wait_until`` takes a
+plain or an async predicate (an HTTP probe, a database query), so tests need no polling loop of
+their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from tickwork._hooks import Execution, ExecutionResult
@@ -47,7 +51,6 @@ from tickwork._threads import pool
 __all__ = [
     "SimulatedCluster",
     "VirtualTimeLoop",
-    "VirtualTimePolicy",
     "run",
     "wait_for_runs",
     "wait_until",
@@ -140,13 +143,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._epoch + self._virtual_now
 
 
-class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):
-    """An event loop policy whose new loops are :class:`VirtualTimeLoop` (for pytest-asyncio)."""
-
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        return VirtualTimeLoop()
-
-
 def run(main: Coroutine[Any, Any, _T], *, epoch: float = DEFAULT_EPOCH) -> _T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop`, like ``asyncio.run``."""
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(epoch)) as runner:
@@ -167,16 +163,26 @@ class _Progress:
 
 
 async def wait_until(
-    predicate: Callable[[], bool], *, timeout: float = 60.0, poll: float = 0.01
+    predicate: Callable[[], bool | Awaitable[bool]], *, timeout: float = 60.0, poll: float = 0.01
 ) -> None:
     """Wait until ``predicate()`` is true, checking every ``poll`` seconds of loop time.
 
+    Args:
+        predicate: A zero-argument function returning a bool, or an awaitable of one (an
+            ``async def`` probe is awaited each time; its own time counts against ``timeout``).
+        timeout: Seconds of loop time (virtual on a :class:`VirtualTimeLoop`) before giving up.
+        poll: Seconds of loop time between two checks.
+
     Raises:
-        TimeoutError: Still false after ``timeout`` seconds (loop time: virtual on a
-            :class:`VirtualTimeLoop`).
+        TimeoutError: Still false after ``timeout`` seconds.
     """
     async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - an arbitrary predicate has no event to wait on
+        while True:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
             await asyncio.sleep(poll)
 
 

@@ -8,11 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,9 +20,19 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["Database", "open_database"]
 
 logger = logging.getLogger("miauflix.db")
+
+# Alembic logs its plugin setup and every migration step at INFO: routine lines that would
+# fill the service's default log at each start. `Database.migrate` logs the one line that
+# matters; a user who configured the "alembic" logger keeps their level. Alembic itself is
+# imported on first use, after this.
+if logging.getLogger("alembic").level == logging.NOTSET:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 # Milliseconds a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -153,14 +160,17 @@ class Database:
         await self.aclose()
 
 
-async def open_database(url: str) -> Database:
+async def open_database(url: str, *, create_directory: bool = True) -> Database:
     """Create the engine for `url`, check that it connects, and return the `Database`.
 
-    SQLite connections get WAL journaling, foreign keys and a busy timeout; a file URL's
-    parent directory is created. The schema is not touched: call `Database.migrate()`.
+    SQLite connections get WAL journaling, foreign keys and a busy timeout. The schema is not
+    touched: call `Database.migrate()`.
 
     Args:
         url: `sqlite+aiosqlite:///PATH` or `postgresql+asyncpg://USER@HOST:PORT/DB`.
+        create_directory: Create a SQLite file's missing parent directories (True), or raise
+            `FileNotFoundError` naming the folder (False: a mistyped path is not silently
+            created).
 
     Returns:
         The open database.
@@ -168,6 +178,8 @@ async def open_database(url: str) -> Database:
     Raises:
         ValueError: The URL is malformed, uses another driver, or names an in-memory SQLite
             database (each pooled connection would see its own empty database).
+        FileNotFoundError: `create_directory` is False and a SQLite file's folder is missing.
+        OSError: The database cannot be reached (e.g. `ConnectionRefusedError`).
     """
     try:
         parsed = make_url(url)
@@ -182,7 +194,7 @@ async def open_database(url: str) -> Database:
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in url:
             raise ValueError(f"url must name a SQLite file, not an in-memory database, got {url!r}")
-        await asyncio.to_thread(_make_parent_directory, database)
+        await asyncio.to_thread(_parent_directory, database, create_directory)
         engine_args = {}
     engine = create_async_engine(parsed, **engine_args)
     if parsed.get_backend_name() == "sqlite":
@@ -197,8 +209,12 @@ async def open_database(url: str) -> Database:
     return Database(engine)
 
 
-def _make_parent_directory(database: str) -> None:
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+def _parent_directory(database: str, create: bool) -> None:
+    folder = Path(database).expanduser().parent
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"the SQLite file's folder {str(folder)!r} does not exist")
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -230,6 +246,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     config.attributes["connection"] = connection
@@ -237,12 +255,18 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), revision)
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(_alembic_config(connection), revision)
 
 
 def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()

@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     Select,
+    and_,
     bindparam,
     case,
     exists,
     false,
     func,
+    literal,
     or_,
     select,
     true,
@@ -41,6 +43,7 @@ __all__ = [
     "pick_movie_for_source_search",
     "pick_sources_for_stats",
     "pick_sources_missing_file",
+    "queue_source_search",
     "record_file_failure",
     "record_resync",
     "record_source_search",
@@ -230,7 +233,10 @@ async def upsert_sources(
     known source, values the directory did not give (None) keep the stored ones, so a resync
     only fills what is missing; the directory's seeders/leechers are ignored once a tracker
     check has run. When a new source lacks its upload date or type, the movie is queued for
-    a resync (unless it already is).
+    a resync (unless it already is). A known source still without its file whose directory
+    now gives another download URL is queued for its file again at once, with its failure
+    count reset: the old URL may be what failed (a host that moved, the demo simulator's
+    previous port).
 
     Args:
         session: The session.
@@ -288,6 +294,11 @@ async def upsert_sources(
     insert = dialect_insert(session, MovieSource)
     new = insert.excluded
     no_tracker_yet = MovieSource.last_stats_check.is_(None)
+    new_url_for_missing_file = and_(
+        MovieSource.has_file == false(),
+        new.download_url.is_not(None),
+        MovieSource.download_url.is_distinct_from(new.download_url),
+    )
     set_: dict[str, Any] = {
         "magnet_link": new.magnet_link,
         "quality": new.quality,
@@ -303,6 +314,14 @@ async def upsert_sources(
         "leechers": case(
             (no_tracker_yet, func.coalesce(new.leechers, MovieSource.leechers)),
             else_=MovieSource.leechers,
+        ),
+        "next_file_attempt_at": case(
+            (new_url_for_missing_file, literal(now, UtcDateTime())),
+            else_=MovieSource.next_file_attempt_at,
+        ),
+        "file_failures": case(
+            (new_url_for_missing_file, 0),
+            else_=MovieSource.file_failures,
         ),
         "updated_at": now,
     }
@@ -492,6 +511,33 @@ async def record_file_failure(
         .returning(MovieSource.file_failures)
     )
     return returned_count(result.scalar_one_or_none(), "source_id", source_id)
+
+
+async def queue_source_search(session: AsyncSession, movie_id: int, *, at: datetime) -> bool:
+    """Queue a movie's source search again at `at`, unless it is queued already.
+
+    The file task calls it when a source's direct download failed: the search asks the
+    directory again, and `upsert_sources` re-queues the file of any source whose URL changed.
+
+    Args:
+        session: The session.
+        movie_id: The movie's row id.
+        at: When the search is due (aware).
+
+    Returns:
+        True when the movie was queued, False when it already was (or does not exist).
+
+    Raises:
+        ValueError: `at` is naive.
+    """
+    at = require_aware("at", at)
+    result = await session.execute(
+        update(Movie)
+        .where(Movie.id == movie_id, Movie.next_source_search_at.is_(None))
+        .values(next_source_search_at=at)
+        .returning(Movie.id)
+    )
+    return result.scalar_one_or_none() is not None
 
 
 async def pick_sources_for_stats(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -47,11 +48,18 @@ class Providers:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every client's connections (each at most once, errors propagate last)."""
-        await self.tmdb.aclose()
-        await self.yts.aclose()
-        await self.torrent_files.aclose()
-        await self.trackers.aclose()
+        """Close every client's connections, each even when closing an earlier one failed.
+
+        Raises:
+            Exception: What a client raised, once every client was closed; when several
+                failed, the last one's error, with the earlier ones as its `__context__`.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            # Pushed in reverse: the stack closes the last pushed first.
+            stack.push_async_callback(self.trackers.aclose)
+            stack.push_async_callback(self.torrent_files.aclose)
+            stack.push_async_callback(self.yts.aclose)
+            stack.push_async_callback(self.tmdb.aclose)
 
     def statuses(self) -> dict[str, ProviderStatus]:
         """Each client's status by name: `tmdb`, `yts`, `torrent_files`, `trackers`.
@@ -77,8 +85,9 @@ def build_providers(
 
     Args:
         settings: Uses `tmdb_api_url`, `tmdb_api_token`, `yts_api_url`, `torrent_cache_url`,
-            `trackers` and `http_timeout` (the per-request timeout of every client, and the
-            overall timeout of one tracker scrape).
+            `trackers`, `http_timeout` (the per-request timeout of every client, and the
+            overall timeout of one tracker scrape) and the provider limits `tmdb_rate`,
+            `yts_rate` and `download_rate` (per host).
         udp_base_timeout: First UDP tracker retransmission timeout (BEP 15: 15 s).
         transport: An httpx transport for every HTTP client (tests).
 
@@ -89,17 +98,28 @@ def build_providers(
     """
     timeout = settings.http_timeout
     tmdb = TmdbClient(
-        settings.tmdb_api_url, settings.tmdb_api_token, timeout=timeout, transport=transport
+        settings.tmdb_api_url,
+        settings.tmdb_api_token,
+        timeout=timeout,
+        rate_limit=settings.tmdb_rate,
+        transport=transport,
     )
     yts = YtsDirectory(
-        settings.yts_api_url, trackers=settings.trackers, timeout=timeout, transport=transport
+        settings.yts_api_url,
+        trackers=settings.trackers,
+        timeout=timeout,
+        rate_limit=settings.yts_rate,
+        transport=transport,
     )
     return Providers(
         tmdb=tmdb,
         yts=yts,
         directories=(yts,),
         torrent_files=TorrentFileFetcher(
-            settings.torrent_cache_url, timeout=timeout, transport=transport
+            settings.torrent_cache_url,
+            timeout=timeout,
+            rate_limit=settings.download_rate,
+            transport=transport,
         ),
         trackers=TrackerScraper(
             settings.trackers,

@@ -1,9 +1,12 @@
 """The one place where provider clients make HTTP requests.
 
-`_HttpEndpoint.get()` applies, in this order: the rate limiter (waiting for it does not count
-against the timeout), an overall deadline around the whole exchange (httpx's own timeouts are
-per network operation, so a server that drips one byte a second would never trip them), the
-status -> error mapping, and a bounded streamed read that stops past `max_bytes`. Every
+`_HttpEndpoint.get()` applies, in this order: the host's wait (with `hold_on_busy`, after a
+429 or 503 from a host its next calls fail fast with `RateLimited` until its `Retry-After`,
+or a doubling backoff of 1 s up to 5 min when it gave none), the rate limiters (the
+endpoint's, and one per host for URLs outside the base URL; waiting for them does not count
+against the timeout), an overall deadline around the whole exchange (httpx's own timeouts
+are per network operation, so a server that drips one byte a second would never trip them),
+the status -> error mapping, and a bounded streamed read that stops past `max_bytes`. Every
 outcome is recorded in the client's `_Health`.
 """
 
@@ -40,9 +43,41 @@ USER_AGENT = "miauflix/0.1 (+tickwork)"
 T = TypeVar("T")
 
 
+# After a 429 or 503 without `Retry-After`: 1 s, doubling per consecutive one, up to 5 min.
+HOLD_BASE = 1.0
+HOLD_CAP = 300.0
+# Per-host limiters kept at most (the least recently created is dropped past this).
+_MAX_HOST_LIMITERS = 256
+
+
 def _check_positive(name: str, value: float) -> None:
     if not isinstance(value, int | float) or not value > 0 or value == float("inf"):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def rate_limiter(rate: float) -> AsyncLimiter:
+    """An `AsyncLimiter` of `rate` requests per second.
+
+    At 1/s or more: a one-second bucket (bursts up to the rate, then smooth). Below 1/s
+    (`0.5` is one request every 2 s, YTS's 20/min one every 3 s): one request per period,
+    never a burst (aiolimiter cannot hold less than one request in its bucket).
+    """
+    if rate >= 1.0:
+        return AsyncLimiter(rate, 1.0)
+    return AsyncLimiter(1, 1.0 / rate)
+
+
+def origin(url: httpx.URL) -> str:
+    """`scheme://host:port` of `url`: what per-host limits and waits are keyed on."""
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+@dataclass(slots=True)
+class _Hold:
+    """A host that answered 429 or 503: no request to it before `until` (monotonic)."""
+
+    until: float
+    strikes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +101,8 @@ class _HttpEndpoint:
         timeout: float,
         max_bytes: int,
         rate_limit: float | None,
+        host_rate_limit: float | None = None,
+        hold_on_busy: bool = False,
         headers: Mapping[str, str] | None = None,
         health: _Health,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -75,14 +112,19 @@ class _HttpEndpoint:
             raise ValueError(f"max_bytes must be an int > 0, got {max_bytes!r}")
         if rate_limit is not None:
             _check_positive("rate_limit", rate_limit)
+        if host_rate_limit is not None:
+            _check_positive("host_rate_limit", host_rate_limit)
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
         self.max_bytes = max_bytes
         self.health = health
-        # A limiter of `rate_limit` tokens per second with a one-second bucket: bursts up to
-        # the rate, then smooth.
-        self._limiter = None if rate_limit is None else AsyncLimiter(rate_limit, 1.0)
+        self._limiter = None if rate_limit is None else rate_limiter(rate_limit)
+        # URLs outside base_url (a directory's direct `.torrent` links) are limited per host.
+        self._host_rate = host_rate_limit
+        self._host_limiters: dict[str, AsyncLimiter] = {}
+        self._hold_on_busy = hold_on_busy
+        self._holds: dict[str, _Hold] = {}
         self._client = httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout),
@@ -147,12 +189,63 @@ class _HttpEndpoint:
                 detail = f"invalid or truncated JSON ({len(body.content)} bytes): {exc}"
             raise BadResponse(self.provider, body.path, detail) from None
 
+    def _host_limiter(self, url: str, host: str) -> AsyncLimiter | None:
+        if self._host_rate is None or url.startswith(self.base_url + "/"):
+            return None
+        limiter = self._host_limiters.get(host)
+        if limiter is None:
+            if len(self._host_limiters) >= _MAX_HOST_LIMITERS:
+                del self._host_limiters[next(iter(self._host_limiters))]
+            limiter = self._host_limiters[host] = rate_limiter(self._host_rate)
+        return limiter
+
+    def _check_hold(self, host: str, shown: str) -> None:
+        hold = self._holds.get(host)
+        if hold is None:
+            return
+        left = hold.until - time.monotonic()
+        if left > 0:
+            raise RateLimited(
+                self.provider,
+                shown,
+                round(left, 1),
+                reason=f"held back: {host} asked to wait (HTTP 429/503)",
+            )
+
+    def _record_answer(self, host: str, response: httpx.Response) -> None:
+        if not self._hold_on_busy:
+            return
+        if response.status_code not in (429, 503):
+            self._holds.pop(host, None)
+            return
+        previous = self._holds.get(host)
+        strikes = 1 if previous is None else previous.strikes + 1
+        wait = parse_retry_after(response.headers.get("retry-after"))
+        if wait is None:
+            wait = min(HOLD_CAP, HOLD_BASE * 2 ** min(strikes - 1, 16))
+        self._holds[host] = _Hold(time.monotonic() + wait, strikes)
+        logger.info(
+            "%s: %s answered HTTP %d; no request to it for %.1f s",
+            self.provider,
+            host,
+            response.status_code,
+            wait,
+        )
+
     async def _get(self, url: str, shown: str, params: Mapping[str, str | int] | None) -> _Body:
+        host = origin(httpx.URL(url))
+        self._check_hold(host, shown)
         if self._limiter is not None:
             await self._limiter.acquire()
+        host_limiter = self._host_limiter(url, host)
+        if host_limiter is not None:
+            await host_limiter.acquire()
+        # The wait may have outlasted a hold set by a concurrent request meanwhile.
+        self._check_hold(host, shown)
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._client.stream("GET", url, params=params) as response:
+                    self._record_answer(host, response)
                     self._check_status(response, shown)
                     content = await self._read_bounded(response, shown)
                     return _Body(

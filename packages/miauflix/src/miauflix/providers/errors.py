@@ -103,18 +103,27 @@ class ProviderTimeout(ProviderError):
 
 
 class RateLimited(ProviderError):
-    """The provider refused the call with HTTP 429 (too many requests).
+    """The provider refused the call with HTTP 429 (too many requests), or the client held
+    the call back because the host asked it to wait (a recent 429 or 503).
 
     Attributes:
         retry_after: Seconds to wait before the next call, from the `Retry-After` header
-            (delta-seconds or an HTTP date), or None when the provider did not say.
+            (delta-seconds or an HTTP date) or what is left of the host's wait, or None when
+            the provider did not say.
     """
 
     code: ProviderErrorCode = "rate_limited"
 
-    def __init__(self, provider: str, path: str, retry_after: float | None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        path: str,
+        retry_after: float | None,
+        *,
+        reason: str = "rate limited (HTTP 429)",
+    ) -> None:
         wait = "unspecified" if retry_after is None else f"{retry_after:g} s"
-        super().__init__(provider, path, f"rate limited (HTTP 429), retry after {wait}")
+        super().__init__(provider, path, f"{reason}, retry after {wait}")
         self.retry_after = retry_after
 
 

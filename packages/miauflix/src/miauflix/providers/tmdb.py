@@ -74,7 +74,8 @@ class TmdbClient(_EndpointClient):
             `NotConfigured` and `status()` is `needs_configuration`.
         timeout: Seconds for one whole request, body included.
         max_bytes: Largest body accepted; a bigger one raises `BadResponse`.
-        rate_limit: Requests per second (TMDB allows about 50), None for no limit.
+        rate_limit: Requests per second (default 40: TMDB allows about 50), None for no
+            limit.
         transport: An httpx transport to use instead of the network (tests).
 
     Raises:

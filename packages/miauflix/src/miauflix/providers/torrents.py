@@ -63,7 +63,11 @@ class TorrentFileFetcher(_EndpointClient):
         cache_url: Torrent cache base URL (`TORRENT_CACHE_URL`), or "" for none.
         timeout: Seconds for one whole download.
         max_bytes: Largest file accepted (default 4 MiB); a bigger one raises `BadResponse`.
-        rate_limit: Requests per second over both sources, None for no limit.
+        rate_limit: Direct downloads per second from each host a directory's links point to
+            (default 0.5: one every 2 s), None for no limit. The cache is not limited by a
+            count: it is paced by its answers. After a 429 or 503 from a host (the cache or
+            another), no request goes to it before its `Retry-After`, or a backoff of 1 s
+            doubling up to 5 min when it gave none; such calls raise `RateLimited` at once.
         transport: An httpx transport to use instead of the network (tests).
 
     Raises:
@@ -78,7 +82,7 @@ class TorrentFileFetcher(_EndpointClient):
         *,
         timeout: float = 10.0,
         max_bytes: int = 4 * 1024 * 1024,
-        rate_limit: float | None = 5.0,
+        rate_limit: float | None = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.cache_url = cache_url.rstrip("/")
@@ -86,7 +90,9 @@ class TorrentFileFetcher(_EndpointClient):
             self.cache_url or "http://invalid",
             timeout=timeout,
             max_bytes=max_bytes,
-            rate_limit=rate_limit,
+            rate_limit=None,
+            host_rate_limit=rate_limit,
+            hold_on_busy=True,
             headers={"Accept": "application/x-bittorrent, */*"},
             transport=transport,
         )

@@ -35,7 +35,8 @@ class YtsDirectory(_EndpointClient):
         trackers: Announce URLs written into the magnet links (`TRACKERS`).
         timeout: Seconds for one whole request, body included.
         max_bytes: Largest body accepted; a bigger one raises `BadResponse`.
-        rate_limit: Requests per second, None for no limit.
+        rate_limit: Requests per second (default 20 a minute, YTS's documented limit), None
+            for no limit.
         transport: An httpx transport to use instead of the network (tests).
 
     Raises:
@@ -51,7 +52,7 @@ class YtsDirectory(_EndpointClient):
         trackers: Sequence[str] = (),
         timeout: float = 10.0,
         max_bytes: int = 2 * 1024 * 1024,
-        rate_limit: float | None = 10.0,
+        rate_limit: float | None = 20 / 60,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(

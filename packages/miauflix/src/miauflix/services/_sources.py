@@ -25,6 +25,7 @@ from miauflix.db import (
     pick_movie_for_source_search,
     pick_sources_for_stats,
     pick_sources_missing_file,
+    queue_source_search,
     record_file_failure,
     record_resync,
     record_source_search,
@@ -302,7 +303,9 @@ class SourceService:
         The batch is round-robin across movies (each movie's best missing source first, least
         complete movies first); downloads run at most `file_concurrency` at once, from the
         direct URL or the torrent cache, and a file is kept only if its info hash matches.
-        A source that fails backs off on its own (`FILE_RETRY`).
+        A source that fails backs off on its own (`FILE_RETRY`); at the first failure of a
+        source with a direct URL its movie's source search is queued again, so a URL the
+        directory has changed since is used (`upsert_sources` re-queues the file).
 
         Returns:
             The number of files stored.
@@ -340,6 +343,10 @@ class SourceService:
                 failures = outcome.source.file_failures + 1
                 retry_at = FILE_RETRY.next_attempt(now, failures, outcome.error, self._rng)
                 await record_file_failure(session, outcome.source.id, next_attempt_at=retry_at)
+                if failures == 1 and outcome.source.download_url:
+                    # The direct URL may be stale (a moved host, the demo simulator's old
+                    # port): ask the directory again; a new URL re-queues the file at once.
+                    await queue_source_search(session, outcome.source.movie_id, at=now)
                 failed.append((outcome, failures, retry_at))
         for outcome, failures, retry_at in failed:
             logger.warning(

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from miauflix.settings import DEMO_RATES
 from miauflix.simulator._catalogue import Catalogue
 from miauflix.simulator._context import Context
 from miauflix.simulator._faults import Faults
@@ -169,13 +170,18 @@ class Simulator:
         return self._context.udp_url
 
     def environment(self) -> dict[str, str]:
-        """The environment variables that point `miauflix` at this simulator."""
+        """The environment variables that point `miauflix` at this simulator.
+
+        They include demo mode's provider limits (`miauflix.settings.DEMO_RATES`): the
+        simulator takes more than the real providers' polite defaults.
+        """
         return {
             "TMDB_API_URL": self.tmdb_url,
             "TMDB_API_TOKEN": self.tmdb_token,
             "YTS_API_URL": self.yts_url,
             "TORRENT_CACHE_URL": self.torrent_cache_url,
             "TRACKERS": f"{self.http_tracker_url},{self.udp_tracker_url}",
+            **DEMO_RATES,
         }
 
     def _require_running(self) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
 
 from tickwork import Scheduler
+from tickwork._spec import check_finite
 
 __all__ = ["ComponentCheck", "ComponentState", "ComponentStatus", "register_component"]
 
@@ -141,8 +141,7 @@ async def _run_check(name: str, check: ComponentCheck, timeout: float) -> dict[s
 
 async def collect_components(scheduler: Scheduler, timeout: float = 2.0) -> dict[str, Any]:
     """Run every registered check of ``scheduler`` concurrently and return ``services``."""
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"timeout must be a finite number > 0, got {timeout!r}")
+    check_finite("timeout", timeout, zero=False)
     checks = registered_components(scheduler)
     results = await asyncio.gather(
         *(_run_check(name, check, timeout) for name, check in checks.items())

@@ -1,8 +1,9 @@
 """A small example application for ``tickwork run tickwork.service._example:setup``.
 
 Two tasks (an async ``heartbeat`` every 2 s and a plain-function ``tally`` every 5 s) and one
-component, so ``/status``, ``/metrics`` and ``tickwork status`` have something to show until
-the reference service (``miauflix.app:setup``) is the README's run target.
+component: something for ``/status``, ``/metrics`` and ``tickwork status`` to show with
+``tickwork[service]`` alone, and the target of the service's process tests. The README's run
+target is the reference service, ``miauflix.app:setup`` (distribution ``miauflix``).
 """
 
 from __future__ import annotations

@@ -59,7 +59,3 @@ class HistoryRing:
     def get(self, task: str) -> list[dict[str, Any]]:
         """Return the task's recent executions, oldest first (empty for an unknown task)."""
         return list(self._rings.get(task, ()))
-
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """Return every task's recent executions, oldest first."""
-        return {name: list(ring) for name, ring in self._rings.items()}

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
+
+from tickwork._spec import check_finite
 
 __all__ = ["LoopMonitor", "StallEvent", "StallKind"]
 
@@ -108,9 +109,8 @@ class LoopMonitor:
         wall: Callable[[], float] = time.time,
         boot: Callable[[], float] = _boot_clock,
     ) -> None:
-        for name, value in (("interval", interval), ("threshold", threshold)):
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_finite("interval", interval, zero=False)
+        check_finite("threshold", threshold, zero=False)
         self.interval = interval
         self.threshold = threshold
         self._delayed_tasks = delayed_tasks

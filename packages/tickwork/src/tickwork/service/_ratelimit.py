@@ -13,6 +13,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from tickwork._spec import check_finite
+
 __all__ = ["RateLimiter"]
 
 
@@ -38,10 +40,7 @@ class RateLimiter:
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, int | float):
-            raise TypeError(f"rate must be a number, got {rate!r}")
-        if not math.isfinite(rate) or rate <= 0:
-            raise ValueError(f"rate must be a finite number > 0, got {rate!r}")
+        check_finite("rate", rate, zero=False, unit="requests per second")
         if burst is None:
             burst = max(1, math.ceil(rate))
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:

@@ -13,15 +13,15 @@ through all three.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from tickwork._spec import check_finite
 from tickwork.service._cluster import ClusterStatus, CoordinationCollector
 from tickwork.service._components import collect_components
 from tickwork.service._history import HistoryRing
 from tickwork.service._lag import LoopMonitor
-from tickwork.service._taskview import overdue_by, task_view
+from tickwork.service._taskview import DEFAULT_STUCK_AFTER, overdue_by, task_view
 from tickwork.service.metrics import SchedulerMetrics
 
 if TYPE_CHECKING:
@@ -53,15 +53,12 @@ class ServiceRuntime:
         scheduler: Scheduler,
         *,
         lag_threshold: float = 1.0,
-        stuck_after: float = 600.0,
+        stuck_after: float = DEFAULT_STUCK_AFTER,
         history_size: int = 100,
         probe_interval: float = 0.25,
     ) -> None:
-        for name, value in (("lag_threshold", lag_threshold), ("stuck_after", stuck_after)):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_finite("lag_threshold", lag_threshold, zero=False)
+        check_finite("stuck_after", stuck_after, zero=False)
         self.scheduler = scheduler
         self.state: ServicePhase = "running"
         self.started_at = time.time()
@@ -158,3 +155,21 @@ class ServiceRuntime:
                 return None
             return {task: self.history.get(task)}
         return {name: self.history.get(name) for name in self.scheduler.list_tasks()}
+
+    def histories(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Return the recent executions of each of ``names`` that is scheduled or remembered.
+
+        Unknown names are left out; a name given twice appears once.
+        """
+        scheduled = set(self.scheduler.list_tasks())
+        document: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            if name not in document:
+                entries = self.history.get(name)
+                if entries or name in scheduled:
+                    document[name] = entries
+        return document
+
+    async def metrics_document(self) -> bytes:
+        """Return ``/metrics``: the scheduler's metrics plus each component's state."""
+        return self.metrics.render(components=await collect_components(self.scheduler))

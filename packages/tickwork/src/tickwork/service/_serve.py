@@ -3,30 +3,38 @@
 Life of the process::
 
     bind the socket (a port in use fails here, before anything starts)
-    -> Scheduler + HTTP app, state "starting"; uvicorn serves on the same loop
+    -> Scheduler + HTTP app, state "starting"; uvicorn serves on the same loop, its connections
+       bounded (see ``_connections``)
     -> CALLABLE(scheduler) (awaited if async; an async context manager it returns is entered,
        an object with ``aclose()`` is remembered), state "running"
-    -> first SIGTERM/SIGINT: state "shutting_down"; the server stops accepting connections
-       while ``scheduler.shutdown(grace)`` runs; then the app's resources are released (within
-       what is left of grace + 1 s), the report is logged, exit 0
+    -> a shutdown request (the first SIGTERM/SIGINT, or ``_signals.request_shutdown(reason,
+       exit_code)`` from inside): state "shutting_down"; the server stops accepting
+       connections while ``scheduler.shutdown(grace)`` runs; its report is logged; then the
+       app's resources are released; every step is bounded by one ``ShutdownDeadline``
     -> a second signal: exit 128 + signum at once (see ``_signals``)
+    -> a task body raising SystemExit/KeyboardInterrupt (the core records it as that run's
+       failure and tells the hooks): the same graceful shutdown, its report naming the task,
+       exit 1
 
-The process always ends within ``grace + 1`` s of the first signal: the scheduler's shutdown
-and the resource release are bounded, a watchdog thread ends the process (exit 1) if the loop
-itself is blocked, and when plain functions are still stuck in threads the process leaves with
-``os._exit`` after flushing the logs, because interpreter shutdown would wait for non-daemon
-threads (``asyncio.to_thread``'s) forever.
+The process always ends within ``grace + 1`` s of the request. Exit code: the request's (0
+after a signal), or 1 when the shutdown overran: an execution ignored its cancellation, the
+scheduler's shutdown or the resource release did not finish in time, or the watchdog thread had
+to end a blocked loop. (A plain function left running in its thread is no overrun: threads
+cannot be stopped, and the report names it.) When something is still running, the process
+leaves with ``os._exit`` after flushing the logs, because interpreter shutdown would wait for
+it (a non-daemon thread of ``asyncio.to_thread``, a task that ignores cancellation) forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import inspect
+import ipaddress
 import logging
 import math
-import signal
 import socket
 import threading
 import time
@@ -36,26 +44,29 @@ from typing import Any
 
 import uvicorn
 
-from tickwork import Scheduler, ShutdownReport
+from tickwork import Execution, ExecutionResult, Scheduler, ShutdownReport
 from tickwork.coordination import Coordinator
+from tickwork.service._connections import (
+    ACCEPT_BACKLOG,
+    ConnectionLimits,
+    connection_cap,
+    guarded_protocol,
+    quiet_accept_errors,
+)
 from tickwork.service._logging import LogFormat, configure_logging
 from tickwork.service._runtime import ServiceRuntime
-from tickwork.service._signals import ShutdownSignals, hard_exit
+from tickwork.service._signals import (
+    ShutdownDeadline,
+    ShutdownRequest,
+    ShutdownSignals,
+    hard_exit,
+)
 from tickwork.service._tracing import tracing_hook
 from tickwork.service.http import create_app
 
 __all__ = ["RunOptions", "ServiceError", "bind_socket", "run_service"]
 
 logger = logging.getLogger("tickwork.service")
-
-# The share of "grace + 1 s" kept for what follows the scheduler's shutdown (resources, exit).
-_SHUTDOWN_MARGIN = 1.0
-# The graceful path ends this long before grace + 1 s, leaving time for the process to exit:
-# scheduler shutdown <= end - 0.3 s, resources <= end - 0.15 s, HTTP server <= end - 0.1 s.
-_EXIT_RESERVE = 0.3
-# The watchdog fires this long before grace + 1 s: after the graceful path's end, so it only
-# fires when the loop itself is blocked.
-_WATCHDOG_EARLY = 0.2
 
 
 class ServiceError(Exception):
@@ -73,7 +84,35 @@ class RunOptions:
     log_level: str = "info"
     log_format: LogFormat = "text"
     token: str | None = None
+    # Comma-separated addresses or networks of proxies whose X-Forwarded-For/-Proto headers
+    # are trusted ("*": any); None trusts no forwarded header.
+    forwarded_allow_ips: str | None = None
+    max_connections: int = 100
+    header_timeout: float = 10.0
     coordinator: Coordinator | None = None
+
+
+class _ExitRequest:
+    """An execution hook: the first body raising SystemExit/KeyboardInterrupt stops the service.
+
+    The core keeps the task scheduled and records the run as a failure; a process-level
+    intent (``sys.exit()`` in a task) is honoured here, as a graceful shutdown.
+    """
+
+    def __init__(self, signals: ShutdownSignals) -> None:
+        self._signals = signals
+        self.task: str | None = None
+        self.error = ""
+
+    def on_start(self, execution: Execution) -> None:
+        """Nothing to do when an execution starts."""
+
+    def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+        """Request the shutdown on the first SystemExit/KeyboardInterrupt of a body."""
+        if self.task is None and isinstance(result.error, (SystemExit, KeyboardInterrupt)):
+            self.task = execution.task
+            self.error = f"{type(result.error).__name__}: {result.error}".rstrip(": ")
+            self._signals.request(f"Task {self.task} raised {self.error}", 1)
 
 
 class _Server(uvicorn.Server):
@@ -99,7 +138,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         sock.close()
         reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
@@ -125,21 +164,65 @@ def run_service(options: RunOptions, target: Callable[..., Any]) -> int:
 
 async def _main(options: RunOptions, target: Callable[..., Any], sock: socket.socket) -> int:
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
     stop = asyncio.Event()
-    signal_received: list[tuple[int, float]] = []
+    requests: list[ShutdownRequest] = []
 
-    def on_signal(signum: int) -> None:
-        signal_received.append((signum, time.monotonic()))
+    def on_request(request: ShutdownRequest) -> None:
+        requests.append(request)
         stop.set()
 
-    signals = ShutdownSignals(
-        loop, on_signal, deadline=options.grace + _SHUTDOWN_MARGIN - _WATCHDOG_EARLY
-    )
+    signals = ShutdownSignals(loop, on_request, grace=options.grace)
     signals.install()
     try:
-        return await _serve(options, target, sock, stop, signal_received)
+        return await _serve(options, target, sock, stop, requests, signals)
     finally:
         signals.restore()
+
+
+class _Running:
+    """An execution hook that knows which tasks have an execution under way."""
+
+    def __init__(self) -> None:
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def on_start(self, execution: Execution) -> None:
+        self._counts[execution.task] += 1
+
+    def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+        self._counts[execution.task] -= 1
+        if self._counts[execution.task] <= 0:
+            del self._counts[execution.task]
+
+    def names(self) -> list[str]:
+        return sorted(self._counts)
+
+
+def _http_config(options: RunOptions, app: Any) -> uvicorn.Config:
+    limits = ConnectionLimits(
+        header_timeout=options.header_timeout,
+        max_connections=connection_cap(options.max_connections),
+    )
+    if limits.max_connections < options.max_connections:
+        logger.info(
+            "HTTP connections capped at %d to fit the file descriptor limit",
+            limits.max_connections,
+        )
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(limits),
+        ws="none",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        backlog=ACCEPT_BACKLOG,
+        server_header=False,
+        # Forwarded headers name the client (and so its rate-limit bucket): trusted only from
+        # the proxies the operator names, never by default, not even from loopback.
+        proxy_headers=options.forwarded_allow_ips is not None,
+        forwarded_allow_ips=options.forwarded_allow_ips or "",
+        timeout_graceful_shutdown=max(1, math.ceil(options.grace)),
+    )
 
 
 async def _serve(
@@ -147,25 +230,22 @@ async def _serve(
     target: Callable[..., Any],
     sock: socket.socket,
     stop: asyncio.Event,
-    signal_received: list[tuple[int, float]],
+    requests: list[ShutdownRequest],
+    signals: ShutdownSignals,
 ) -> int:
     # Our own default executor, so that shutdown can stop its idle workers without waiting
     # for busy ones (``shutdown_default_executor`` joins them, blocking the loop, in 3.11).
     executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="tickwork-default")
     asyncio.get_running_loop().set_default_executor(executor)
     hook = tracing_hook()
-    scheduler = Scheduler(hooks=[] if hook is None else [hook], coordinator=options.coordinator)
+    running = _Running()
+    exit_request = _ExitRequest(signals)
+    hooks: list[Any] = [running, exit_request] if hook is None else [hook, running, exit_request]
+    scheduler = Scheduler(hooks=hooks, coordinator=options.coordinator)
     app = create_app(scheduler, token=options.token)
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=max(1, math.ceil(options.grace)),
-    )
-    server = _Server(config)
+    server = _Server(_http_config(options, app))
     server_task = asyncio.create_task(server.serve(sockets=[sock]), name="tickwork-http")
     async with contextlib.AsyncExitStack() as resources:
         failure = await _setup(target, scheduler, resources, stop, options.target)
@@ -177,64 +257,116 @@ async def _serve(
             raise ServiceError(failure)
         if not stop.is_set():
             runtime.state = "running"
-            host, port = sock.getsockname()[:2]
-            tasks = scheduler.list_tasks()
-            logger.info(
-                "Serving %s on http://%s:%s (%d task(s): %s)",
-                options.target,
-                host,
-                port,
-                len(tasks),
-                ", ".join(tasks) or "none",
+            _log_serving(options, sock, scheduler.list_tasks())
+            await _wait_for_stop(stop, server_task, signals)
+        request = requests[0]
+        deadline = request.deadline
+        if request.signum is None and exit_request.task is not None:
+            logger.error(
+                "%s, shutting down gracefully (exit code %d)...", request.reason, request.exit_code
             )
-            await _wait_for_stop(stop, server_task, signal_received)
-        signum, signalled_at = signal_received[0]
-        if signum:
-            logger.info("Received %s, shutting down gracefully...", signal.Signals(signum).name)
+        else:
+            logger.info("%s, shutting down gracefully...", request.reason)
         runtime.state = "shutting_down"
         # Stop accepting connections now; uvicorn drains what is open meanwhile.
         server.should_exit = True
-        end = signalled_at + options.grace + _SHUTDOWN_MARGIN - _EXIT_RESERVE
-        report = await _shutdown_scheduler(scheduler, options.grace, end - 0.3)
+        report = await _shutdown_scheduler(scheduler, options.grace, deadline.scheduler_by)
+        cause = ""
+        if exit_request.task is not None and request.signum is None:
+            cause = f" (requested by task {exit_request.task}: {exit_request.error})"
+        left_running, overran = _log_report(report, running.names(), deadline, cause)
         # What is left of the budget goes to the app's resources, then to the HTTP server.
-        released = await _bounded(resources.aclose(), end - 0.15 - time.monotonic())
+        released = await _bounded(resources.aclose(), deadline.left(deadline.resources_by))
         if not released:
             logger.error("Releasing the app's resources did not finish in time; exiting anyway")
-    await _bounded(server_task, end - 0.1 - time.monotonic())
-    code = 0 if released else 1
-    if report is not None:
-        logger.info(
-            "Shutdown complete: finished: %s; cancelled: %s; abandoned in threads: %s",
-            ", ".join(report.finished) or "none",
-            ", ".join(report.cancelled) or "none",
-            ", ".join(report.abandoned) or "none",
-        )
+    await _bounded(server_task, deadline.left(deadline.server_by))
     # Idle workers of the default executor leave now; one stuck in a function never will.
     executor.shutdown(wait=False, cancel_futures=True)
-    threads = await _wait_for_threads(min(end, time.monotonic() + 0.2))
-    if report is None or report.abandoned or threads:
-        # Interpreter shutdown would wait for these threads forever: nothing can stop them.
-        logger.warning(
-            "Exiting at once: %s still running in threads",
-            ", ".join([*(report.abandoned if report else ()), *threads]) or "work",
-        )
+    threads = await _wait_for_threads(deadline.threads_by)
+    code = request.exit_code or (1 if overran or not released else 0)
+    if left_running or threads:
+        # Interpreter shutdown would wait for these forever: nothing can stop them.
+        if threads:
+            left_running.append(f"{', '.join(threads)} still running in threads")
+        logger.warning("Exiting at once (exit code %d): %s", code, "; ".join(left_running))
         hard_exit(code)
     return code
 
 
+def _log_serving(options: RunOptions, sock: socket.socket, tasks: list[str]) -> None:
+    """Log the URL to use and, on an address other hosts reach without a token, a warning."""
+    host, port = sock.getsockname()[:2]
+    address = ipaddress.ip_address(host.split("%")[0])
+    if address.is_unspecified:
+        # "http://[::]:8080" or "http://0.0.0.0:8080" is no URL to open: name the loopback one.
+        local = "[::1]" if address.version == 6 else "127.0.0.1"
+        where = f"http://{local}:{port} (listening on every address, port {port})"
+    else:
+        where = f"http://{f'[{host}]' if address.version == 6 else host}:{port}"
+    logger.info(
+        "Serving %s on %s (%d task(s): %s)",
+        options.target,
+        where,
+        len(tasks),
+        ", ".join(tasks) or "none",
+    )
+    if options.token is None and not address.is_loopback:
+        logger.warning(
+            "Listening on %s without a token: anyone who can reach this address can read "
+            "/status, /metrics and /history; set TICKWORK_TOKEN (or --token), or bind 127.0.0.1",
+            options.host,
+        )
+
+
+def _log_report(
+    report: ShutdownReport | None, running: list[str], deadline: ShutdownDeadline, cause: str = ""
+) -> tuple[list[str], bool]:
+    """Log what the scheduler's shutdown did.
+
+    Returns:
+        What is still running, one phrase each; and whether the shutdown overran: an execution
+        ignored its cancellation, or the scheduler's shutdown did not return in time. (A plain
+        function left in its thread is no overrun: threads cannot be stopped, by design.)
+    """
+    if report is None:
+        logger.error(
+            "The scheduler's shutdown did not return within %.1f s; still running: %s",
+            deadline.scheduler_by - deadline.requested_at,
+            ", ".join(running) or "none",
+        )
+        return [f"the scheduler's shutdown ({', '.join(running) or 'no task'})"], True
+    # A coroutine that swallows its cancellation is still under way; the core lists it as
+    # cancelled (and warns that it did not stop).
+    ignored = [name for name in running if name not in report.abandoned]
+    cancelled = [name for name in report.cancelled if name not in ignored]
+    logger.log(
+        logging.WARNING if ignored else logging.INFO,
+        "Shutdown complete%s: finished: %s; cancelled: %s; abandoned in threads: %s; "
+        "ignored cancellation: %s",
+        cause,
+        ", ".join(report.finished) or "none",
+        ", ".join(cancelled) or "none",
+        ", ".join(report.abandoned) or "none",
+        ", ".join(ignored) or "none",
+    )
+    left = []
+    if report.abandoned:
+        left.append(f"{', '.join(report.abandoned)} still running in threads")
+    if ignored:
+        left.append(f"{', '.join(ignored)} ignored cancellation and still running")
+    return left, bool(ignored)
+
+
 async def _wait_for_stop(
-    stop: asyncio.Event,
-    server_task: asyncio.Task[None],
-    signal_received: list[tuple[int, float]],
+    stop: asyncio.Event, server_task: asyncio.Task[None], signals: ShutdownSignals
 ) -> None:
-    """Wait for a signal; if the HTTP server ends first, treat that as a stop request."""
+    """Wait for a shutdown request; if the HTTP server ends first, request one (exit 1)."""
     stop_wait = asyncio.create_task(stop.wait())
     await asyncio.wait([stop_wait, server_task], return_when=asyncio.FIRST_COMPLETED)
-    stop_wait.cancel()
     if not stop.is_set():
         # uvicorn gave up on its own: do not keep running tasks nobody can observe.
-        logger.error("The HTTP server stopped unexpectedly; shutting down")
-        signal_received.append((0, time.monotonic()))
+        signals.request("The HTTP server stopped unexpectedly", 1)
+    await stop_wait
 
 
 async def _wait_for_threads(deadline: float) -> list[str]:
@@ -292,13 +424,14 @@ async def _setup(
 async def _shutdown_scheduler(
     scheduler: Scheduler, grace: float, deadline: float
 ) -> ShutdownReport | None:
-    """Run ``scheduler.shutdown(grace)``, bounded by ``deadline`` (monotonic); None if cut."""
-    try:
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            return await scheduler.shutdown(grace)
-    except TimeoutError:
-        logger.error("The scheduler's shutdown did not return in time; exiting anyway")
-        return None
+    """Run ``scheduler.shutdown(grace)`` until ``deadline`` (monotonic); None if it is not done.
+
+    The shutdown is left running rather than cancelled past the deadline: cancelling it would
+    lose the report of a shutdown that was about to return.
+    """
+    shutdown = asyncio.ensure_future(scheduler.shutdown(grace))
+    done, _ = await asyncio.wait([shutdown], timeout=ShutdownDeadline.left(deadline))
+    return shutdown.result() if done else None
 
 
 async def _bounded(awaitable: Any, seconds: float) -> bool:

@@ -1,7 +1,8 @@
 """Derived task facts shared by ``/status``, ``/metrics`` and the stall warnings.
 
-- ``overdue_by``: for a task waiting for its next run, how far (seconds) the current time is
-  past ``next_run_at``; 0.0 when it is not due yet or is running.
+- ``overdue_by``: for a task waiting for its next run (state ``"scheduled"``, or ``"snoozed"``
+  once the core reports it), how far (seconds) the current time is past ``next_run_at``; 0.0
+  when it is not due yet, is running, or is in any other state (``"paused"`` is on purpose).
 - ``stuck``: a running execution has run longer than the task's ``timeout`` (a timed-out plain
   function still in its thread) or, for a task without a timeout, longer than ``stuck_after``
   (600 s unless configured).
@@ -18,13 +19,16 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_STUCK_AFTER", "MAX_ERROR_LENGTH", "is_stuck", "overdue_by", "task_view"]
 
+# States in which a task waits for next_run_at: "snoozed" waits too, for its snooze's end.
+_WAITING: frozenset[str] = frozenset({"scheduled", "snoozed"})
+
 DEFAULT_STUCK_AFTER = 600.0
 MAX_ERROR_LENGTH = 500
 
 
 def overdue_by(status: TaskStatus, now: float) -> float:
     """Return how many seconds past its due time a waiting task is (0.0 if none)."""
-    if status.state != "scheduled" or status.next_run_at is None:
+    if status.state not in _WAITING or status.next_run_at is None:
         return 0.0
     return max(0.0, now - status.next_run_at)
 

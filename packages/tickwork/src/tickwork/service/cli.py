@@ -2,43 +2,53 @@
 
 Every option of ``run`` also reads an environment variable (the flag wins):
 ``TICKWORK_HOST``, ``TICKWORK_PORT``, ``TICKWORK_GRACE``, ``TICKWORK_LOG_LEVEL``,
-``TICKWORK_LOG_FORMAT``, ``TICKWORK_TOKEN``; ``status`` reads ``TICKWORK_URL`` and
-``TICKWORK_TOKEN``. Prefer the environment variable for the token: a flag shows in ``ps``.
+``TICKWORK_LOG_FORMAT``, ``TICKWORK_TOKEN``, ``TICKWORK_FORWARDED_ALLOW_IPS``,
+``TICKWORK_MAX_CONNECTIONS``, ``TICKWORK_HEADER_TIMEOUT``; ``status`` reads ``TICKWORK_URL``
+and ``TICKWORK_TOKEN``. Prefer the environment variable for the token: a flag shows in ``ps``.
 
-Bad input (an unknown module or attribute, a setup that raises, a port in use, a bad flag
-value) prints one line, ``tickwork: error: ...``, on stderr and exits non-zero, without a
-traceback. Exit codes: 0 after a graceful shutdown; 1 for a failure to start or a shutdown that
-overran; 2 for bad command-line input; 128 + signal number after a second signal.
+Bad input (an unknown module or attribute, a setup that raises, a port in use, a bad flag or
+variable value) prints one line, ``tickwork: error: ...``, on stderr and exits non-zero, without
+a traceback; a bad value read from a variable is named with the variable
+(``TICKWORK_PORT='abc'``). Exit codes: 0 after a graceful shutdown; 1 for a failure to start or
+a shutdown that overran (something still running when the process left); 2 for bad
+command-line input; 128 + signal number after a second signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
 import httpx
+from click.core import ParameterSource
 
 from tickwork._extras import MissingExtraError
 from tickwork.coordination import Coordinator, CoordinatorError, from_url
+from tickwork.service._components import truncate
 from tickwork.service._loader import LoadError, load_target
 from tickwork.service._serve import RunOptions, ServiceError, run_service
 
 __all__ = ["cli", "main"]
 
-_DEFAULT_LEASE_TTL = 30.0
-
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+_DEFAULT_LEASE_TTL = 30.0
 
 
 class _Seconds(click.ParamType[float]):
-    """A finite number of seconds >= 0 (``nan``, ``inf`` and negatives are refused)."""
+    """A finite number of seconds >= 0, or > 0 (``nan``, ``inf`` and negatives are refused)."""
 
     name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -47,9 +57,81 @@ class _Seconds(click.ParamType[float]):
             seconds = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(seconds) or seconds < 0:
-            self.fail(f"{value!r} is not a finite number of seconds >= 0", param, ctx)
+        bound = "> 0" if self.positive else ">= 0"
+        if not math.isfinite(seconds) or seconds < 0 or (self.positive and seconds == 0):
+            self.fail(f"{value!r} is not a finite number of seconds {bound}", param, ctx)
         return seconds
+
+
+class _Proxies(click.ParamType[str]):
+    """Comma-separated IP addresses or networks, or ``*``; returned normalised, comma-joined."""
+
+    name = "addresses"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        items = [item.strip() for item in str(value).split(",") if item.strip()]
+        if not items:
+            self.fail(f"{value!r} names no address", param, ctx)
+        if items == ["*"]:
+            return "*"
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                self.fail(f"{item!r} is not an IP address or network (or '*' alone)", param, ctx)
+        return ",".join(items)
+
+
+class _Host(click.ParamType[str]):
+    """A host name or address that resolves (what ``tickwork run`` will bind)."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            socket.getaddrinfo(str(value), None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (socket.gaierror, UnicodeError) as exc:
+            self.fail(f"cannot resolve host {value!r}: {exc}", param, ctx)
+        return str(value)
+
+
+class _Url(click.ParamType[str]):
+    """An ``http://`` or ``https://`` URL with a host."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            url = httpx.URL(str(value))
+        except httpx.InvalidURL as exc:
+            self.fail(f"{value!r} is not a URL: {exc}", param, ctx)
+        if url.scheme not in ("http", "https") or not url.host:
+            self.fail(f"{value!r} is not an http:// or https:// URL with a host", param, ctx)
+        return str(value)
+
+
+class _EnvOption(click.Option):
+    """An option whose bad value, when read from its environment variable, names the variable.
+
+    click names only the flag (``Invalid value for '--port'``), which misleads when the value
+    came from ``TICKWORK_PORT``.
+    """
+
+    def type_cast_value(self, ctx: click.Context, value: Any) -> Any:
+        """Convert ``value``; a value from the environment that fails names its variable."""
+        try:
+            return super().type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            if not isinstance(self.envvar, str) or self.name is None:
+                raise
+            if ctx.get_parameter_source(self.name) is not ParameterSource.ENVIRONMENT:
+                raise
+            shown = "(hidden)" if self.hide_input else repr(os.environ.get(self.envvar, ""))
+            raise click.UsageError(
+                f"invalid value in environment variable {self.envvar}={shown} "
+                f"(for {self.opts[0]}): {exc.message}",
+                ctx,
+            ) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,13 +143,16 @@ def cli() -> None:
 @click.argument("target", metavar="MODULE:CALLABLE")
 @click.option(
     "--host",
+    cls=_EnvOption,
     envvar="TICKWORK_HOST",
+    type=_Host(),
     default="127.0.0.1",
     show_default=True,
     help="Address to serve HTTP on.",
 )
 @click.option(
     "--port",
+    cls=_EnvOption,
     envvar="TICKWORK_PORT",
     type=click.IntRange(0, 65535),
     default=8080,
@@ -76,6 +161,7 @@ def cli() -> None:
 )
 @click.option(
     "--grace",
+    cls=_EnvOption,
     envvar="TICKWORK_GRACE",
     type=_Seconds(),
     default=5.0,
@@ -84,6 +170,7 @@ def cli() -> None:
 )
 @click.option(
     "--log-level",
+    cls=_EnvOption,
     envvar="TICKWORK_LOG_LEVEL",
     default="info",
     show_default=True,
@@ -91,6 +178,7 @@ def cli() -> None:
 )
 @click.option(
     "--log-format",
+    cls=_EnvOption,
     envvar="TICKWORK_LOG_FORMAT",
     default="text",
     show_default=True,
@@ -99,28 +187,60 @@ def cli() -> None:
 )
 @click.option(
     "--token",
+    cls=_EnvOption,
     envvar="TICKWORK_TOKEN",
     default=None,
     show_default=False,
     help="Bearer token required on /status, /metrics, /history (not /health).",
 )
 @click.option(
+    "--forwarded-allow-ips",
+    cls=_EnvOption,
+    envvar="TICKWORK_FORWARDED_ALLOW_IPS",
+    type=_Proxies(),
+    default=None,
+    help="Comma-separated addresses or networks of the reverse proxies whose "
+    "X-Forwarded-For/-Proto headers to trust ('*': any). Default: trust none.",
+)
+@click.option(
+    "--max-connections",
+    cls=_EnvOption,
+    envvar="TICKWORK_MAX_CONNECTIONS",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="HTTP connections open at once (lowered to fit the file descriptor limit); over it, "
+    "the connection waiting longest for a request is closed.",
+)
+@click.option(
+    "--header-timeout",
+    cls=_EnvOption,
+    envvar="TICKWORK_HEADER_TIMEOUT",
+    type=_Seconds(positive=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection has to send a complete request head.",
+)
+@click.option(
     "--coordinator",
+    cls=_EnvOption,
     envvar="TICKWORK_COORDINATOR",
     default=None,
     help="Coordinate singleton tasks with the replicas sharing this store "
-    "(postgresql://...); wins over one the app's setup supplies.",
+    "(postgresql://... or redis://...); wins over one the app's setup supplies.",
 )
 @click.option(
     "--cluster",
+    cls=_EnvOption,
     envvar="TICKWORK_CLUSTER",
     default=None,
     help="Cluster name in the coordinator's store [default: MODULE:CALLABLE].",
 )
 @click.option(
     "--lease-ttl",
+    cls=_EnvOption,
     envvar="TICKWORK_LEASE_TTL",
-    type=_Seconds(),
+    type=_Seconds(positive=True),
     default=_DEFAULT_LEASE_TTL,
     show_default=True,
     help="Seconds a singleton run's lease lasts without renewal.",
@@ -133,6 +253,9 @@ def run(
     log_level: str,
     log_format: str,
     token: str | None,
+    forwarded_allow_ips: str | None,
+    max_connections: int,
+    header_timeout: float,
     coordinator: str | None,
     cluster: str | None,
     lease_ttl: float,
@@ -156,6 +279,9 @@ def run(
         log_level=log_level.lower(),
         log_format="json" if log_format == "json" else "text",
         token=token or None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
         coordinator=store,
     )
     try:
@@ -167,8 +293,6 @@ def run(
 
 def _coordinator(url: str, cluster: str, ttl: float) -> Coordinator:
     """The coordinator of ``--coordinator``; a bad URL or a missing extra is a usage error."""
-    if ttl <= 0:
-        raise click.UsageError(f"--lease-ttl must be > 0, got {ttl:g}")
     try:
         return from_url(url, cluster=cluster, ttl=ttl)
     except (ValueError, MissingExtraError) as exc:
@@ -179,12 +303,14 @@ def _coordinator(url: str, cluster: str, ttl: float) -> Coordinator:
 @click.argument("name")
 @click.option(
     "--coordinator",
+    cls=_EnvOption,
     envvar="TICKWORK_COORDINATOR",
     required=True,
-    help="The coordinator's store (postgresql://...).",
+    help="The coordinator's store (postgresql://... or redis://...).",
 )
 @click.option(
     "--cluster",
+    cls=_EnvOption,
     envvar="TICKWORK_CLUSTER",
     required=True,
     help="The cluster name (by default `tickwork run` uses MODULE:CALLABLE).",
@@ -220,13 +346,17 @@ def forget(name: str, coordinator: str, cluster: str, force: bool) -> None:
 @cli.command()
 @click.option(
     "--url",
+    cls=_EnvOption,
     envvar="TICKWORK_URL",
+    type=_Url(),
     default="http://127.0.0.1:8080",
     show_default=True,
     help="Base URL of the running service.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the raw /status JSON.")
-@click.option("--token", envvar="TICKWORK_TOKEN", default=None, help="Bearer token.")
+@click.option(
+    "--token", cls=_EnvOption, envvar="TICKWORK_TOKEN", default=None, help="Bearer token."
+)
 def status(url: str, as_json: bool, token: str | None) -> None:
     """Print the task table of a running service."""
     endpoint = url.rstrip("/") + "/status"
@@ -297,7 +427,7 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
                 else str(task.get("failures", 0)),
                 _seconds(task.get("last_duration")),
                 "-" if next_run is None else f"in {_seconds(max(0.0, next_run - now))}",
-                _clip(error.splitlines()[0] if error.strip() else "-", 60),
+                truncate(error.splitlines()[0] if error.strip() else "-", 60),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
@@ -341,10 +471,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         click.echo("tickwork: aborted", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(message: str) -> str:

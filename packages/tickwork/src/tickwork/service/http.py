@@ -24,9 +24,16 @@ Endpoints (all ``GET``):
   lease_expires_in, next_due_in, runs, failures, last_outcome, paused, orphaned``); durations
   in seconds on the coordinator's clock.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
-- ``/history`` (``?task=NAME`` for one task): ``{"NAME": [{"started_at", "duration",
-  "outcome", "lateness"}, ...]}``, the last executions of each task, oldest first; 404 for an
-  unknown task.
+- ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
+  ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
+  each task, oldest first. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
+  not echoed back); with several names, unknown ones are left out of the answer; more than 100
+  names get 400.
+
+Every answer carries ``X-Content-Type-Options: nosniff``, and every JSON answer (errors
+included: 401, 404, 405, 429) ``Cache-Control: no-store``. Unknown paths and methods answer
+JSON 404/405; a trailing slash is not redirected (Starlette would build an absolute ``Location``
+from the request's ``Host`` header).
 
 With a ``token``, every endpoint but ``/health`` and ``/ready`` needs ``Authorization: Bearer
 TOKEN``; a missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per
@@ -59,13 +66,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tickwork._spec import check_finite
 from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
 from tickwork.service._runtime import ServiceRuntime
+from tickwork.service._taskview import DEFAULT_STUCK_AFTER
 from tickwork.service.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -75,6 +88,8 @@ __all__ = ["create_app"]
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
 _NO_STORE = {"Cache-Control": "no-store"}
+# Task names one /history request may ask for (the status page asks for its visible rows).
+MAX_HISTORY_TASKS = 100
 
 
 def create_app(
@@ -84,7 +99,7 @@ def create_app(
     rate_limit: float = 10.0,
     burst: int | None = None,
     lag_threshold: float = 1.0,
-    stuck_after: float = 600.0,
+    stuck_after: float = DEFAULT_STUCK_AFTER,
     history_size: int = 100,
 ) -> Starlette:
     """Return the Starlette app serving ``scheduler``'s status, health, metrics and history.
@@ -116,10 +131,7 @@ def create_app(
         raise TypeError(f"token must be a str or None, got {type(token).__name__}")
     if token == "":
         raise ValueError("token must be a non-empty str or None, got ''")
-    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
-        raise TypeError(f"rate_limit must be a number, got {rate_limit!r}")
-    if not math.isfinite(rate_limit) or rate_limit <= 0:
-        raise ValueError(f"rate_limit must be a finite number > 0, got {rate_limit!r}")
+    check_finite("rate_limit", rate_limit, zero=False, unit="requests per second")
     limiter = RateLimiter(rate_limit, burst)
     runtime = ServiceRuntime(
         scheduler,
@@ -172,13 +184,25 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         runtime.monitor.start()
-        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
+        body = await runtime.metrics_document()
+        return Response(body, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
     async def history(request: Request) -> Response:
-        task = request.query_params.get("task")
+        names = request.query_params.getlist("task")
+        if len(names) > MAX_HISTORY_TASKS:
+            return JSONResponse(
+                {"error": f"at most {MAX_HISTORY_TASKS} task names per request, got {len(names)}"},
+                status_code=400,
+            )
+        if len(names) > 1:
+            # The status page asks for every visible row at once: unknown names (a task
+            # cancelled since the page last refreshed) are left out rather than failing the rest.
+            body = await asyncio.to_thread(_encode_by_task, runtime.histories(names))
+            return Response(body, media_type="application/json", headers=_NO_STORE)
+        task = names[0] if names else None
         document = runtime.history_document(task)
         if document is None:
-            return JSONResponse({"error": f"unknown task {task!r}"}, status_code=404)
+            return JSONResponse({"error": "unknown task"}, status_code=404)
         if task is not None:
             return JSONResponse(document, headers=_NO_STORE)
         # Every task's history (50,000 entries at 500 tasks) takes ~0.1 s to encode: do it in a
@@ -211,9 +235,46 @@ def create_app(
         Route(path, guard(page_file(path), route="page", protected=False), methods=["GET"])
         for path in PAGE_ROUTES
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(_SafeHeaders)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.router.redirect_slashes = False
     app.state.tickwork = runtime
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown path or method: a JSON error, without echoing the request back."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "not found", 405: "method not allowed"}.get(status, "error")
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class _SafeHeaders:
+    """Add ``X-Content-Type-Options: nosniff`` to every answer, ``Cache-Control: no-store`` to
+    JSON ones (unless the endpoint set its own), whichever part of the app wrote them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("x-content-type-options", "nosniff")
+                if headers.get("content-type", "").startswith("application/json"):
+                    headers.setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _authorized(request: Request, expected: bytes) -> bool:

@@ -14,7 +14,16 @@ scrape time, so they are never stale). Exported, with the ``task`` label where i
 ``tickwork_task_overdue_seconds``           gauge      how far past due a waiting task is
 ``tickwork_event_loop_lag_seconds``         gauge      current event-loop lag
 ``tickwork_stall_events_total``             counter    stalls, suspends, clock jumps (``kind``)
+``tickwork_component_status``               gauge      per ``component`` and ``status``: 1 for
+                                                       its current state, 0 for the other three
 ==========================================  =========  =======================================
+
+``tickwork_component_status`` is a state set (one series per component and state, the current
+one 1): ``tickwork_component_status{status="ready"} == 0`` selects every component that is not
+ready. It is present when :meth:`SchedulerMetrics.render` is given the components (``/metrics``
+does: it runs the checks of :func:`tickwork.service.register_component`, as ``/status`` does).
+No ``*_created`` series are exported: they would double the series count for a value
+Prometheus does not need (a counter reset shows in the counter itself).
 
 The registry is not prometheus-client's global one, so several schedulers (or tests) in one
 process never collide.
@@ -30,7 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -53,6 +62,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 _LATENESS_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 60.0)
 _FAILED_OUTCOMES = frozenset({"failure", "timeout"})
+_COMPONENT_STATES = ("ready", "degraded", "error", "needs_configuration")
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
@@ -89,6 +99,9 @@ class SchedulerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._scheduler = scheduler
         self._monitor = monitor
+        # The components of the scrape being rendered (render() holds _render_lock meanwhile).
+        self._components: Mapping[str, Mapping[str, object]] = {}
+        self._render_lock = threading.Lock()
         # Task name -> its labelled series (metric, label values): what to drop once the task
         # is not scheduled. The lock keeps the listing and the series in step when a scrape
         # runs on another thread than the hooks (older prometheus-client releases raise
@@ -172,9 +185,35 @@ class SchedulerMetrics:
     def _on_stall(self, event: StallEvent) -> None:
         self._stalls.labels(kind=event.kind).inc()
 
-    def render(self) -> bytes:
-        """Return every metric in the Prometheus text format (see :data:`CONTENT_TYPE`)."""
-        return generate_latest(self.registry)
+    def render(self, components: Mapping[str, Mapping[str, object]] | None = None) -> bytes:
+        """Return every metric in the Prometheus text format (see :data:`CONTENT_TYPE`).
+
+        Args:
+            components: ``/status``'s ``services``: component name -> ``{"status": ...}``.
+                Each adds its ``tickwork_component_status`` series; None or empty adds none.
+
+        Returns:
+            The exposition, without ``*_created`` series.
+        """
+        with self._render_lock:
+            self._components = components or {}
+            try:
+                return generate_latest(_WithoutCreated(self.registry))
+            finally:
+                self._components = {}
+
+
+class _WithoutCreated(Collector):
+    """A registry view whose metrics carry no ``*_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            # Our own metric names never end in _created, so only prometheus-client's go.
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 class _PruneCollector(Collector):
@@ -216,6 +255,18 @@ class _StatusCollector(Collector):
         if monitor is not None:
             lag.add_metric([], monitor.current_lag())
             yield lag
+        components = self._metrics._components
+        if components:
+            family = GaugeMetricFamily(
+                "tickwork_component_status",
+                "1 for the component's current status, 0 for the others.",
+                labels=["component", "status"],
+            )
+            for name, component in components.items():
+                current = component.get("status")
+                for state in _COMPONENT_STATES:
+                    family.add_metric([name, state], 1.0 if current == state else 0.0)
+            yield family
 
     def _families(
         self,

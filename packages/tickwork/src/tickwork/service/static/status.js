@@ -1,10 +1,12 @@
-// tickwork status page: polls ./status every second and ./history for the charts of visible rows.
+// tickwork status page: polls ./status every second and, in one request per refresh,
+// ./history for the charts of the visible rows whose history it does not have yet.
 // Every server value is inserted with textContent (task names and errors are untrusted).
 "use strict";
 (() => {
   const POLL_MS = 1000;         // refresh period
   const TIMEOUT_MS = 4000;      // a request slower than this counts as "disconnected"
-  const HISTORY_PER_TICK = 4;   // /history?task= requests per refresh (the route is rate-limited)
+  const HISTORY_BATCH = 100;    // task names per /history request (the service's limit)
+  const URL_BUDGET = 6000;      // characters of task=... parameters per /history request
   const OVERDUE_AFTER = 1;      // seconds past due before a task counts as overdue
   const KEEP = 100;             // runs per chart (the service keeps 100)
   const KEY = "tickwork.token";
@@ -18,6 +20,14 @@
   let order = [];
   let filter = "";
   let attentionFirst = sessionStorage.getItem("tickwork.attention") === "1";
+  let historyLoading = false;   // one /history request at a time
+  // Column headings double as the labels of the narrow layout's cards.
+  const LABELS = [...document.querySelectorAll("thead th")].map((th) => th.textContent);
+  // last_outcome -> the word the page shows.
+  const OUTCOMES = { success: "ok", failure: "failed", timeout: "timed out", snoozed: "snoozed",
+    cancelled: "cancelled", lease_lost: "lease lost" };
+  // Needing attention, most urgent first; a task counts under its first matching kind.
+  const RANK = { stuck: 0, failing: 1, lease_lost: 2, snoozed: 3, overdue: 4, "": 5 };
 
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.has("token")) {
@@ -38,6 +48,12 @@
   function show(node, visible) {
     if (node.hidden === visible) node.hidden = !visible;
   }
+  function title(node, value) {
+    if (node.title !== value) node.title = value;
+  }
+  function classes(node, value) {
+    if (node.getAttribute("class") !== value) node.setAttribute("class", value);
+  }
   function secs(s) {
     if (s == null || !isFinite(s)) return "–";
     if (s < 0.0001) return "<0.1 ms";
@@ -57,9 +73,61 @@
     const [size, unit] = s >= 86400 ? [86400, "d"] : s >= 3600 ? [3600, "h"] : [60, "min"];
     return +(s / size).toFixed(s < 10 * size ? 1 : 0) + " " + unit;
   }
-  // A component's scalar details on one line: "lists 3 · movies 180".
-  const detailLine = (d) => Object.entries(d || {})
-    .filter(([, v]) => typeof v !== "object").map(([k, v]) => k + " " + v).join(" · ").slice(0, 200);
+  // "12 s ago", "just now", "in 5 s"; more than a day away: the local date and time.
+  function relative(at, now) {
+    const age = now - at;
+    if (Math.abs(age) >= 86400) return new Date(at * 1000).toLocaleString();
+    if (Math.abs(age) < 1) return "just now";
+    return age > 0 ? compact(Math.floor(age)) + " ago" : "in " + compact(Math.ceil(-age));
+  }
+  // "in 0.3 s" below a second (tenths, rounded up), "in 58 min" above.
+  function dueIn(seconds) {
+    const tenths = Math.ceil(seconds * 10);
+    return "in " + (tenths < 10 ? "0." + tenths + " s" : compact(Math.ceil(seconds)));
+  }
+  // Cut a long value at a word boundary (never mid-word), marking the cut.
+  function clip(value, limit) {
+    if (value.length <= limit) return value;
+    const cut = value.lastIndexOf(" ", limit);
+    return value.slice(0, cut > limit / 2 ? cut : limit) + "…";
+  }
+  const words = (key) => String(key).replace(/_at$/, "").replace(/_/g, " ");
+  const isTimeKey = (key) => /_at$/.test(key);
+  const isStatusMap = (v) => v && typeof v === "object" && !Array.isArray(v) &&
+    Object.keys(v).length > 0 && Object.values(v).every((s) => s && typeof s.status === "string");
+  function detailValue(key, v, now) {
+    if (typeof v === "number" && isTimeKey(key) && v > 1e8) return relative(v, now);
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (Array.isArray(v)) return v.map(String).join(", ");
+    if (v && typeof v === "object") {
+      const inner = Object.entries(v).filter(([, x]) => x != null && typeof x !== "object")
+        .map(([k, x]) => words(k) + " " + detailValue(k, x, now)).join(", ");
+      return inner && "(" + inner + ")";
+    }
+    return clip(String(v), 300);
+  }
+  // A component's details in words: "requests 12 · last success 3 s ago". Empty values, the
+  // reason repeated, and per-part statuses (shown as their own list) are left out.
+  // A deadline (`*_until`) reads "rate limited for 5 s" while it lasts and is left out after.
+  function detailLine(d, reason, now) {
+    return Object.entries(d || {})
+      .filter(([, v]) => v != null && v !== "" && v !== reason && !isStatusMap(v))
+      .map(([k, v]) => {
+        if (!/_until$/.test(k) || typeof v !== "number" || v <= 1e8) {
+          return words(k) + " " + detailValue(k, v, now);
+        }
+        return v > now ? words(k.slice(0, -6)) + " for " + compact(Math.ceil(v - now)) : "";
+      })
+      .filter((item) => item && !item.endsWith(" ")).join(" · ");
+  }
+  // The last run's outcome: the service's last_outcome, or derived from the older fields.
+  function outcomeOf(t) {
+    if (typeof t.last_outcome === "string") return t.last_outcome;
+    if (t.last_finished_at == null) return null;
+    const error = t.last_error == null ? "" : String(t.last_error);
+    if (!error) return "success";
+    return error.startsWith("TimeoutError: execution exceeded its timeout") ? "timeout" : "failure";
+  }
 
   async function get(url) {
     const ctl = new AbortController();
@@ -130,10 +198,11 @@
     const last = doc.last_stall;
     text($("svc-stall"), count && last ? count + " stall event(s); last: " + last.kind + " of " +
       secs(last.seconds) : "no stalls");
-    renderComponents(doc.services || {});
+    renderComponents(doc.services || {}, doc.now);
 
     const seen = new Set();
-    let running = 0, failing = 0, overdue = 0, stuck = 0;
+    let running = 0;
+    const counts = { stuck: 0, failing: 0, lease_lost: 0, snoozed: 0, overdue: 0, "": 0 };
     doc.tasks.forEach((t, index) => {
       let rec = rows.get(t.name);
       if (!rec) rec = addRow(t.name);
@@ -141,34 +210,43 @@
       rec.index = index;
       update(rec, t, doc.now);
       if (t.state === "running") running++;
-      if (t.consecutive_failures > 0) failing++;
-      if (rec.attention === "overdue") overdue++;
-      if (t.stuck) stuck++;
+      counts[rec.attention]++;
     });
     for (const [name, rec] of rows) {
       if (!seen.has(name)) { rec.tr.remove(); observer.unobserve(rec.tr); rows.delete(name); }
     }
+    const attention = doc.tasks.length - counts[""];
     text($("svc-tasks"), String(doc.tasks.length));
     text($("svc-summary"), running + " running");
-    text($("svc-problems"), [failing + " failing", overdue + " overdue", stuck + " stuck"].join(" · "));
-    $("svc-problems").className = "small" + (failing + overdue + stuck ? " summary-bad" : " muted");
+    text($("svc-attention"), attention ? attention + " need" + (attention === 1 ? "s" : "") +
+      " attention" : "none needs attention");
+    $("svc-attention").className = "small" + (attention ? " summary-bad" : " muted");
+    const parts = [counts.failing + " failing", counts.snoozed + " snoozed",
+      counts.overdue + " overdue", counts.stuck + " stuck"];
+    if (counts.lease_lost) parts.push(counts.lease_lost + " lease lost");
+    text($("svc-problems"), parts.map((part) => part.replaceAll(" ", "\u00a0")).join(" · "));
     show($("empty"), doc.tasks.length === 0);
     arrange();
   }
 
-  function renderComponents(services) {
+  const statusClass = (status) => "badge s-" + String(status).replace(/[^a-z_]/g, "");
+
+  function renderComponents(services, now) {
     const names = Object.keys(services);
     $("components").hidden = names.length === 0;
     for (const name of names) {
       let c = components.get(name);
       if (!c) {
         const li = el("li", "", $("component-list"));
+        const head = el("div", "head", li);
         c = {
           li,
-          name: el("span", "name", li),
-          badge: el("span", "badge", li),
-          reason: el("span", "muted", li),
-          details: el("span", "muted details", li),
+          name: el("span", "name", head),
+          badge: el("span", "badge", head),
+          reason: el("p", "reason", li),
+          details: el("p", "muted details", li),
+          parts: el("ul", "parts", li),
+          partsKey: "",
         };
         text(c.name, name);
         components.set(name, c);
@@ -176,25 +254,64 @@
       const s = services[name] || {};
       const status = String(s.status);
       text(c.badge, status.replace("_", " "));
-      c.badge.className = "badge s-" + status.replace(/[^a-z_]/g, "");
-      text(c.reason, s.reason ? String(s.reason) : "");
-      text(c.details, detailLine(s.details));
+      classes(c.badge, statusClass(status));
+      const reason = s.reason ? String(s.reason) : "";
+      text(c.reason, reason);
+      show(c.reason, reason !== "");
+      const line = detailLine(s.details, reason, now);
+      text(c.details, line);
+      show(c.details, line !== "");
+      renderParts(c, s.details || {}, now);
     }
     for (const [name, c] of components) {
       if (!Object.hasOwn(services, name)) { c.li.remove(); components.delete(name); }
     }
   }
 
+  // Per-part statuses inside a component's details (miauflix's `trackers`: one per tracker URL),
+  // one line each: name, status, and the reason or the part's own details.
+  function renderParts(c, details, now) {
+    const parts = [];
+    for (const v of Object.values(details)) {
+      if (!isStatusMap(v)) continue;
+      for (const [name, p] of Object.entries(v)) {
+        const why = p.reason ? String(p.reason) : detailLine(p.details, "", now);
+        parts.push([name, String(p.status), clip(why, 300)]);
+      }
+    }
+    const key = JSON.stringify(parts);
+    if (key === c.partsKey) return;
+    c.partsKey = key;
+    c.parts.replaceChildren();
+    for (const [name, status, why] of parts) {
+      const li = el("li", "", c.parts);
+      text(el("span", "part", li), name);
+      const badge = el("span", statusClass(status), li);
+      text(badge, status.replace("_", " "));
+      if (why) text(el("span", "muted", li), why);
+    }
+    show(c.parts, parts.length > 0);
+  }
+
   function addRow(name) {
     const tr = el("tr");
-    const td = (cls) => el("td", cls, tr);
-    const rec = {
-      name, tr, hist: null, stale: true, fetchedAt: 0, loading: false, dirty: false,
-      runs: -1, failures: 0, attention: "", visible: false, painted: false, t: null, now: 0,
-      nameCell: td("name"), interval: td("num"), state: el("span", "badge", td("")),
-      runsCell: td("num"), failCell: td("num"), rowCell: td("num"), duration: td("num"),
-      next: td("num"), chart: td(""), error: td("error"),
+    const td = (cls) => {
+      const cell = el("td", cls, tr);
+      cell.dataset.label = LABELS[tr.cells.length - 1] || "";
+      return cell;
     };
+    const rec = {
+      name, tr, hist: null, stale: true, fetchedAt: 0, dirty: false,
+      runs: -1, attention: "", visible: false, painted: false, t: null, now: 0,
+      nameCell: td("name"), interval: td("num c-interval"), stateCell: td("c-state"),
+      runsCell: td("num c-runs"), failCell: td("num c-failures"), rowCell: td("num c-row"),
+      lastCell: td("c-last"), duration: td("num c-duration"), next: td("num c-next"),
+      chart: td("c-chart"), error: td("error"),
+    };
+    rec.state = el("span", "badge", rec.stateCell);
+    rec.why = el("span", "why", rec.stateCell);
+    rec.lastWhen = el("span", "when", rec.lastCell);
+    rec.lastOutcome = el("span", "outcome", rec.lastCell);
     text(rec.nameCell, name);
     rec.nameCell.title = name;
     const svg = document.createElementNS(SVG, "svg");
@@ -202,7 +319,7 @@
     svg.setAttribute("viewBox", "0 0 100 24");
     svg.setAttribute("preserveAspectRatio", "none");
     rec.title = svg.appendChild(document.createElementNS(SVG, "title"));
-    for (const cls of ["base", "ok", "bad", "other"]) {
+    for (const cls of ["base", "ok", "bad", "snz", "other"]) {
       const p = svg.appendChild(document.createElementNS(SVG, "path"));
       p.setAttribute("class", cls);
       rec[cls] = p;
@@ -210,7 +327,7 @@
     rec.base.setAttribute("d", "M0 23.5h100v.5H0Z");
     rec.chart.appendChild(svg);
     rec.details = el("details", "", rec.error);
-    rec.summary = el("summary", "", rec.details);
+    rec.summary = el("span", "", el("summary", "", rec.details));
     rec.pre = el("pre", "", rec.details);
     rec.details.hidden = true;
     tr.rec = rec;
@@ -222,13 +339,17 @@
   // Off-screen rows only keep their data: writing 500 rows' text every second would make the
   // browser lay out the whole table each time. A row is painted when it scrolls into view.
   function update(rec, t, now) {
-    let attention = t.stuck ? "stuck" : t.state !== "running" && t.overdue_by >= OVERDUE_AFTER
-      ? "overdue" : "";
-    if (!attention && t.consecutive_failures > 0) attention = "failing";
-    if (attention !== rec.attention) {
-      rec.attention = attention;
-      rec.tr.className = attention ? "attention a-" + attention : "";
-    }
+    const outcome = outcomeOf(t);
+    let attention = "";
+    if (t.stuck) attention = "stuck";
+    else if (t.consecutive_failures > 0 && outcome !== "snoozed") attention = "failing";
+    else if (outcome === "lease_lost" && t.state !== "running") attention = "lease_lost";
+    else if (t.state === "snoozed" || (t.state === "scheduled" && outcome === "snoozed")) {
+      attention = "snoozed";
+    } else if (t.state !== "running" && t.overdue_by >= OVERDUE_AFTER) attention = "overdue";
+    rec.attention = attention;
+    classes(rec.tr, attention ? "attention a-" + attention : t.state === "paused" ? "paused" : "");
+    rec.outcome = outcome;
     rec.t = t;
     rec.now = now;
     if (rec.visible || !rec.painted) paint(rec);
@@ -240,8 +361,7 @@
       const tail = rec.hist && rec.hist[rec.hist.length - 1];
       if (rec.hist && t.runs === rec.runs + 1 && t.last_duration != null) {
         if (!tail || start > tail.started_at + 0.005) {
-          rec.hist.push({ started_at: start, duration: t.last_duration,
-            outcome: t.failures > rec.failures ? "failure" : "success" });
+          rec.hist.push({ started_at: start, duration: t.last_duration, outcome: outcome || "success" });
           if (rec.hist.length > KEEP) rec.hist.shift();
           rec.dirty = true;
         }
@@ -249,7 +369,6 @@
         rec.stale = true;
       }
       rec.runs = t.runs;
-      rec.failures = t.failures;
       if (rec.dirty && rec.visible) draw(rec);
     }
   }
@@ -257,18 +376,43 @@
   function paint(rec) {
     const t = rec.t, now = rec.now;
     rec.painted = true;
-    let state, cls;
+    let state, cls, why = "";
+    const reason = t.last_outcome_reason == null ? "" : String(t.last_outcome_reason);
     if (t.stuck) {
       state = "stuck, running " + whole(t.running_for); cls = "stuck";
     } else if (t.state === "running") {
       state = "running for " + whole(t.running_for || 0); cls = "busy";
+    } else if (rec.attention === "snoozed") {
+      // The snooze's length: from the end of the run that snoozed to the next start.
+      const length = t.next_run_at - t.last_finished_at;
+      state = "snoozed" + (length > 0 ? " " + (length < 60 ? secs(length) : compact(length)) : "");
+      cls = "snoozed"; why = reason;
+    } else if (t.state === "paused") {
+      state = "paused"; cls = "paused"; why = reason;
+    } else if (rec.attention === "lease_lost") {
+      state = "lease lost"; cls = "lease_lost"; why = reason;
     } else if (rec.attention === "overdue") {
       state = "overdue by " + whole(t.overdue_by); cls = "overdue";
+    } else if (rec.attention === "failing") {
+      state = "failing"; cls = "failing";
     } else {
-      state = "scheduled"; cls = "scheduled";
+      state = String(t.state || "scheduled"); cls = "scheduled";
     }
     text(rec.state, state);
-    if (rec.state.className !== "badge s-" + cls) rec.state.className = "badge s-" + cls;
+    classes(rec.state, "badge s-" + cls);
+    text(rec.why, why);
+    show(rec.why, why !== "");
+    const outcome = rec.outcome;
+    if (t.last_finished_at == null) {
+      text(rec.lastWhen, "–");
+      title(rec.lastCell, "");
+    } else {
+      text(rec.lastWhen, relative(t.last_finished_at, now));
+      title(rec.lastCell, "finished " + new Date(t.last_finished_at * 1000).toLocaleString() +
+        (reason && outcome !== "success" ? ": " + reason : ""));
+    }
+    text(rec.lastOutcome, outcome ? OUTCOMES[outcome] || String(outcome) : "");
+    classes(rec.lastOutcome, "outcome o-" + String(outcome).replace(/[^a-z_]/g, ""));
     text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
     text(rec.runsCell, String(t.runs));
     text(rec.failCell, String(t.failures));
@@ -276,14 +420,14 @@
     rec.rowCell.classList.toggle("fail", t.consecutive_failures > 0);
     text(rec.duration, secs(t.last_duration));
     let next = "–";
-    if (t.state === "scheduled" && t.next_run_at != null) {
+    if (t.state !== "running" && t.state !== "paused" && t.next_run_at != null) {
       const due = t.next_run_at - now;
-      next = due > 0 ? "in " + compact(Math.ceil(due)) : "due";
+      next = due > 0 ? dueIn(due) : "due";
     }
     text(rec.next, next);
     const error = t.last_error == null ? "" : String(t.last_error);
     show(rec.details, error !== "");
-    text(rec.summary, error.split("\n", 1)[0]);
+    text(rec.summary, clip(error.split("\n", 1)[0], 90));
     text(rec.pre, error);
   }
 
@@ -292,11 +436,12 @@
     const runs = rec.hist || [];
     let max = 0, failed = 0;
     for (const r of runs) max = Math.max(max, Number(r.duration) || 0);
-    const d = { ok: "", bad: "", other: "" };
+    const d = { ok: "", bad: "", snz: "", other: "" };
     const slot = 100 / Math.max(runs.length, 40);  // few runs: wider bars, newest on the right
     runs.forEach((r, i) => {
       const x = (100 - (runs.length - i) * slot).toFixed(2);
-      const kind = r.outcome === "success" ? "ok" : r.outcome === "cancelled" ? "other" : "bad";
+      const kind = r.outcome === "success" ? "ok" : r.outcome === "snoozed" ? "snz"
+        : r.outcome === "failure" || r.outcome === "timeout" ? "bad" : "other";
       if (kind === "bad") failed++;
       const h = kind === "bad" ? 24 : Math.max(1.5, (22 * (Number(r.duration) || 0)) / (max || 1));
       d[kind] += "M" + x + " " + (24 - h).toFixed(2) + "h" + (slot * 0.8).toFixed(2) + "V24H" + x + "Z";
@@ -307,29 +452,46 @@
       secs(sorted[sorted.length >> 1]) + ", max " + secs(max) + ", " + failed + " failed" : "No runs yet");
   }
 
+  // At most one /history request per refresh, for every visible row that needs its chart
+  // (up to HISTORY_BATCH names; the longest-waiting rows first, the rest on the next refresh).
   function loadHistories() {
+    if (historyLoading) return;
     const wanted = [];
-    for (const rec of rows.values()) if (rec.visible && rec.stale && !rec.loading) wanted.push(rec);
+    for (const rec of rows.values()) if (rec.visible && rec.stale) wanted.push(rec);
+    if (wanted.length === 0) return;
     wanted.sort((a, b) => a.fetchedAt - b.fetchedAt);
-    for (const rec of wanted.slice(0, HISTORY_PER_TICK)) loadHistory(rec);
+    const batch = [];
+    let length = 0;
+    for (const rec of wanted) {
+      const part = "task=" + encodeURIComponent(rec.name);
+      if (batch.length === HISTORY_BATCH || (batch.length && length + part.length > URL_BUDGET)) break;
+      batch.push({ rec, part });
+      length += part.length + 1;
+    }
+    loadHistory(batch);
   }
 
-  async function loadHistory(rec) {
-    rec.loading = true;
-    rec.stale = false;
-    rec.fetchedAt = performance.now();
+  async function loadHistory(batch) {
+    historyLoading = true;
+    const fetchedAt = performance.now();
+    for (const { rec } of batch) { rec.stale = false; rec.fetchedAt = fetchedAt; }
     try {
-      const res = await get("history?task=" + encodeURIComponent(rec.name));
-      if (!res.ok) { rec.stale = res.status !== 404; return; }
+      const res = await get("history?" + batch.map(({ part }) => part).join("&"));
+      if (!res.ok) {
+        for (const { rec } of batch) rec.stale = res.status !== 404;
+        return;
+      }
       const doc = await res.json();
-      const list = Object.hasOwn(doc, rec.name) ? doc[rec.name] : [];
-      rec.hist = Array.isArray(list) ? list.slice(-KEEP) : [];
-      rec.dirty = true;
-      if (rec.visible) draw(rec);
+      for (const { rec } of batch) {
+        const list = Object.hasOwn(doc, rec.name) ? doc[rec.name] : [];
+        rec.hist = Array.isArray(list) ? list.slice(-KEEP) : [];
+        rec.dirty = true;
+        if (rec.visible) draw(rec);
+      }
     } catch (err) {
-      rec.stale = true;
+      for (const { rec } of batch) rec.stale = true;
     } finally {
-      rec.loading = false;
+      historyLoading = false;
     }
   }
 
@@ -343,9 +505,8 @@
   }, { rootMargin: "300px 0px" });
 
   function arrange() {
-    const rank = { stuck: 0, failing: 1, overdue: 2, "": 3 };
     const recs = [...rows.values()];
-    recs.sort((a, b) => (attentionFirst ? rank[a.attention] - rank[b.attention] : 0) || a.index - b.index);
+    recs.sort((a, b) => (attentionFirst ? RANK[a.attention] - RANK[b.attention] : 0) || a.index - b.index);
     for (const rec of recs) show(rec.tr, filter === "" || rec.name.toLowerCase().includes(filter));
     if (recs.length === order.length && recs.every((r, i) => r === order[i])) return;
     order = recs;
