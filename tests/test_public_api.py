@@ -12,6 +12,8 @@ def test_tickwork_all_is_pinned() -> None:
         "Execution",
         "ExecutionHook",
         "ExecutionResult",
+        "Lease",
+        "LeaseLostError",
         "Outcome",
         "Scheduler",
         "SchedulerError",
@@ -21,6 +23,7 @@ def test_tickwork_all_is_pinned() -> None:
         "TaskStatus",
         "__version__",
         "bind",
+        "current_lease",
     ]
     for name in tickwork.__all__:
         assert hasattr(tickwork, name), name
@@ -29,10 +32,30 @@ def test_tickwork_all_is_pinned() -> None:
 def test_testing_all_is_pinned() -> None:
     """tickwork.testing exports exactly the documented helpers."""
     assert tickwork.testing.__all__ == [
+        "SimulatedCluster",
         "VirtualTimeLoop",
         "run",
         "wait_for_runs",
         "wait_until",
+    ]
+
+
+def test_coordination_all_is_pinned() -> None:
+    """tickwork.coordination exports exactly the protocol, its types and the in-process store."""
+    import tickwork.coordination
+
+    assert tickwork.coordination.__all__ == [
+        "Busy",
+        "ClusterView",
+        "Coordinator",
+        "CoordinatorError",
+        "Grant",
+        "InProcessCoordinator",
+        "MemoryStore",
+        "PeerView",
+        "TaskDecl",
+        "TaskView",
+        "from_url",
     ]
 
 

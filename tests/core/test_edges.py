@@ -1,4 +1,4 @@
-"""Edge cases of the execution model: cancellation logging, the scale-out gate, interrupts."""
+"""Edge cases of the execution model: cancellation logging, interrupts."""
 
 from __future__ import annotations
 
@@ -72,33 +72,6 @@ async def test_shutdown_warns_about_a_task_it_cannot_cancel_and_cancels_the_rest
     assert "b" not in scheduler.list_tasks()
 
 
-async def test_gate_decides_each_execution_and_skipped_runs_are_not_counted() -> None:
-    """With the scale-out gate closed a due run is skipped and retried one interval later."""
-    starts: list[float] = []
-    allowed = False
-
-    async def job() -> None:
-        starts.append(now())
-
-    async with Scheduler() as scheduler:
-        asked: list[str] = []
-
-        def gate(name: str) -> bool:
-            asked.append(name)
-            return allowed
-
-        scheduler._may_run = gate
-        scheduler.schedule_task("leader-only", 10.0, job)
-        await asyncio.sleep(25)
-        assert starts == []
-        assert scheduler.task_status("leader-only").runs == 0
-        assert asked == ["leader-only"] * 3  # at 0, 10, 20
-        allowed = True
-        await wait_for_runs(scheduler, "leader-only", 1)
-    assert starts == [30.0]
-
-
-@pytest.mark.slow
 async def test_stuck_plain_function_does_not_delay_another_plain_function() -> None:
     """A plain function stuck in its thread never holds up another plain-function task."""
     release = threading.Event()

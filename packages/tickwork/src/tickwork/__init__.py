@@ -22,6 +22,7 @@ Errors are logged, never fatal; tasks are independent; ``status()`` says what ea
 from tickwork._bind import bind
 from tickwork._errors import ErrorCode, SchedulerError
 from tickwork._hooks import Execution, ExecutionHook, ExecutionResult, Outcome
+from tickwork._lease import Lease, LeaseLostError, current_lease
 from tickwork._scheduler import Scheduler
 from tickwork._spec import TaskSpec
 from tickwork._status import ShutdownReport, TaskState, TaskStatus
@@ -32,6 +33,8 @@ __all__ = [
     "Execution",
     "ExecutionHook",
     "ExecutionResult",
+    "Lease",
+    "LeaseLostError",
     "Outcome",
     "Scheduler",
     "SchedulerError",
@@ -41,4 +44,5 @@ __all__ = [
     "TaskStatus",
     "__version__",
     "bind",
+    "current_lease",
 ]

@@ -10,12 +10,15 @@ from typing import Literal
 
 __all__ = ["ErrorCode", "SchedulerError"]
 
-ErrorCode = Literal["already_scheduled", "not_scheduled", "shut_down"]
+ErrorCode = Literal["already_scheduled", "not_scheduled", "shut_down", "coordinator_too_late"]
 
 _MESSAGES: dict[str, str] = {
     "already_scheduled": "task {name!r} is already scheduled; cancel it first or pick another name",
     "not_scheduled": "task {name!r} is not scheduled",
     "shut_down": "the scheduler is shut down; task {name!r} cannot be scheduled",
+    "coordinator_too_late": (
+        "a coordinator must be set before the first task is scheduled; task {name!r} already is"
+    ),
 }
 
 
@@ -25,7 +28,7 @@ class SchedulerError(Exception):
     Attributes:
         code: Stable, snake_case reason: ``"already_scheduled"`` (a task of that name exists),
             ``"not_scheduled"`` (no task of that name), ``"shut_down"`` (the scheduler no longer
-            accepts tasks).
+            accepts tasks), ``"coordinator_too_late"`` (a coordinator was set after a task).
         task: The task name the request was about.
     """
 

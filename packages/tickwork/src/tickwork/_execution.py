@@ -9,9 +9,7 @@ The state machine of a ``TaskRunner``. ``state`` is the public :data:`tickwork.T
                          v                                        v
     +------------> SCHEDULED  waits for ``deadline`` in one of the _WAITS below
     |                    |
-    |                    |  due: the gate, ``Scheduler._may_run(name)`` (None: always yes)
-    |                    +--- no: deadline = now + wait(), nothing counted --------> SCHEDULED
-    |                    |  yes
+    |                    |  due
     |                    v
     |              RUNNING  the body: awaited on the loop (coroutine function), or in a worker
     |                    |  thread (plain function; an awaitable it returns is then awaited on
@@ -52,8 +50,13 @@ _WAITS, chosen after each execution from ``wait = deadline - now``:
   and no wake-ups. (After a ``GeneratorExit`` the coroutine may be being closed, and must not
   await again.)
 
-A new kind of wait (snoozed, paused, a lease to acquire, a calendar time) is a new branch in
+A new kind of wait (snoozed, paused, a calendar time) is a new branch in
 ``_wait_for_deadline``'s caller and, when it must show in status, a new ``TaskState`` member.
+
+Coordinated singleton tasks (a scheduler with a coordinator) run another cycle on the same
+record: ``_coordinated.run_coordinated`` (drawn in its module) acquires a lease before each run
+and takes every wait from the coordinator; it uses this class's body call and bookkeeping
+(``_call_body``, ``_end``, ``_join_thread``), so status, hooks and failure logs are the same.
 
 cancel() (``cancel_task``, ``shutdown``, or the body cancelling its own task): no further
 start. A waiting runner leaves at once (timer cancelled, sleep woken); a running body finishes,
@@ -85,6 +88,7 @@ from tickwork._threads import pool
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator
 
+    from tickwork._coordinated import Coordination
     from tickwork._scheduler import Scheduler
 
 __all__ = ["TaskRunner"]
@@ -123,6 +127,7 @@ class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
+        "_coordination",
         "_failure_log",
         "_fn",
         "_is_async",
@@ -145,6 +150,7 @@ class TaskRunner:
         "last_started",
         "last_success",
         "name",
+        "run_immediately",
         "runs",
         "state",
     )
@@ -161,8 +167,11 @@ class TaskRunner:
         jitter: float,
         max_backoff: float | None,
         run_immediately: bool,
+        coordination: Coordination | None = None,
     ) -> None:
         self._scheduler = scheduler
+        self._coordination = coordination
+        self.run_immediately = run_immediately
         self._loop = loop
         self._fn = fn
         self._is_async = is_async
@@ -188,7 +197,8 @@ class TaskRunner:
         self._timer: asyncio.Handle | None = None  # the parked wait's TimerHandle
         self._wakeup: asyncio.Future[None] | None = None  # the short wait's future
         self._thread: asyncio.Future[Any] | None = None  # a plain function's run in its thread
-        if run_immediately:
+        if run_immediately or coordination is not None:
+            # A coordinated task asks the coordinator at once: the store decides when it is due.
             self._timer = loop.call_soon(self._spawn)
         else:
             self.deadline += self._wait()
@@ -244,7 +254,13 @@ class TaskRunner:
             return
         # The scheduler holds the task; the runner does not, so a finished execution's task,
         # coroutine and context are freed at once rather than when the runner is cancelled.
-        self._scheduler._own(self._loop.create_task(self._main()), self)
+        if self._coordination is not None:
+            from tickwork._coordinated import run_coordinated
+
+            main = run_coordinated(self, self._coordination)
+        else:
+            main = self._main()
+        self._scheduler._own(self._loop.create_task(main), self)
 
     async def _main(self) -> None:
         # Locals, not attributes, on the path every execution takes (see the module docstring).
@@ -292,13 +308,8 @@ class TaskRunner:
                         self._end(None, None)
                         wait = self.deadline - clock()
             else:
-                gate = scheduler._may_run
-                if gate is not None and not gate(self.name):
-                    wait = self._wait()  # a skipped run, not counted
-                    self.deadline = clock() + wait
-                else:
-                    keep = await self._execute(clock())
-                    wait = self.deadline - clock()
+                keep = await self._execute(clock())
+                wait = self.deadline - clock()
             if self.cancelled:
                 return
             if not keep or wait >= _PARK_AFTER:
@@ -313,6 +324,20 @@ class TaskRunner:
                 continue
             await self._sleep_until_deadline()
             verbose = debug(logging.DEBUG)
+
+    async def sleep(self, wait: float) -> None:
+        """Wait ``wait`` seconds (the next start shows in status), or until cancelled."""
+        if self.cancelled:
+            return
+        self.deadline = self._loop.time() + wait
+        await self._sleep_until_deadline()
+
+    def record_lease_lost(self, now: float, started: float) -> None:
+        """A coordinated run that ended ``lease_lost``: a run, not a failure; no backoff."""
+        self.runs += 1
+        self.last_finished = now
+        self.last_duration = now - started
+        self.state = "scheduled"
 
     def _park(self) -> None:
         """End this asyncio task; a TimerHandle spawns a fresh one at the deadline."""

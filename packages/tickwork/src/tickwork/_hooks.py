@@ -17,7 +17,7 @@ __all__ = ["Execution", "ExecutionHook", "ExecutionResult", "Outcome"]
 
 _log = logging.getLogger("tickwork.scheduler")
 
-Outcome = Literal["success", "failure", "timeout", "cancelled"]
+Outcome = Literal["success", "failure", "timeout", "cancelled", "lease_lost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,8 @@ class ExecutionResult:
     Attributes:
         outcome: ``"success"``, ``"failure"`` (the body raised: any exception, a
             ``BaseException`` such as ``SystemExit`` included), ``"timeout"`` (ran past its
-            timeout) or ``"cancelled"`` (cancelled by a shutdown).
+            timeout), ``"cancelled"`` (cancelled by a shutdown) or ``"lease_lost"`` (a
+            coordinated run whose lease passed to another replica; not a failure).
         duration: Seconds from start to end. For a timed-out plain function this is the time
             until the scheduler stopped waiting, not until the thread returned.
         finished_at: Epoch seconds at which it ended.

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from tickwork import _clock
+from tickwork._coordinated import Coordination
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
@@ -27,6 +28,7 @@ from tickwork._spec import (
     is_async_callable,
 )
 from tickwork._status import ShutdownReport, TaskStatus
+from tickwork.coordination._protocol import Coordinator
 
 __all__ = ["Scheduler"]
 
@@ -54,23 +56,77 @@ class Scheduler:
             scheduler.schedule_task("refresh", 60, refresh)
             await stop_event.wait()
 
+    With a coordinator (``tickwork.coordination``), replicas sharing its store run each
+    singleton task once per interval cluster-wide: see :meth:`use_coordinator`.
+
     Args:
         hooks: Objects told of every execution's start and end (metrics, tracing); see
             :class:`ExecutionHook`.
+        coordinator: The store replicas share (``PostgresCoordinator``, ...), or None for a
+            scheduler on its own.
     """
 
-    def __init__(self, *, hooks: Iterable[ExecutionHook] = ()) -> None:
+    def __init__(
+        self, *, hooks: Iterable[ExecutionHook] = (), coordinator: Coordinator | None = None
+    ) -> None:
         self._hooks: tuple[ExecutionHook, ...] = tuple(hooks)
+        self._coordination: Coordination | None = None
+        if coordinator is not None:
+            self._coordination = Coordination(_check_coordinator(coordinator), self)
         self._runners: dict[str, TaskRunner] = {}
         self._tasks: dict[asyncio.Task[None], TaskRunner] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._shutdown_report: ShutdownReport | None = None
-        # The single seam for scale-out (``_may_run``): when set, every execution first asks it
-        # whether this replica may run the task now (a coordination backend answers).
-        self._gate: Callable[[str], bool] | None = None
-        # No hook and no gate: the runners may take their fast path (see _execution).
+        # No hook: the runners may take their fast path (see _execution). Coordinated runs
+        # never take it (they run _coordinated.run_coordinated instead of TaskRunner._main).
         self._plain = not self._hooks
+
+    # -- coordination ---------------------------------------------------------------------------
+
+    def use_coordinator(self, coordinator: Coordinator) -> bool:
+        """Coordinate this scheduler's singleton tasks through ``coordinator``.
+
+        For an application's ``setup(scheduler)``: call it before the first ``schedule_task``.
+        A coordinator given earlier (``Scheduler(coordinator=...)``, which is what the command
+        line's ``--coordinator`` does) wins: this one is then not used, and False is returned,
+        so the caller can close it.
+
+        Returns:
+            True when ``coordinator`` is now the scheduler's.
+
+        Raises:
+            TypeError: ``coordinator`` does not implement the protocol.
+            SchedulerError: ``"coordinator_too_late"``: a task is already scheduled.
+        """
+        _check_coordinator(coordinator)
+        if self._runners:
+            raise SchedulerError("coordinator_too_late", next(iter(self._runners)))
+        if self._coordination is not None:
+            _log.info(
+                "A coordinator is already set (%s); the one the application gave is not used",
+                self._coordination.coordinator.backend,
+            )
+            return False
+        self._coordination = Coordination(coordinator, self)
+        return True
+
+    @property
+    def coordinator(self) -> Coordinator | None:
+        """The coordinator, or None for a scheduler on its own."""
+        return None if self._coordination is None else self._coordination.coordinator
+
+    @property
+    def coordinator_ready(self) -> bool:
+        """True without a coordinator; with one, while it answers (``/ready``)."""
+        return self._coordination is None or self._coordination.ready
+
+    def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
+        coordination = self._coordination
+        if coordination is None or not singleton:
+            return None
+        coordination.ensure_running(loop)
+        return coordination
 
     # -- registration -------------------------------------------------------------------------
 
@@ -84,6 +140,7 @@ class Scheduler:
         jitter: float = 0.0,
         run_immediately: bool = True,
         max_backoff: float | None = None,
+        singleton: bool = True,
     ) -> None:
         """Register ``task`` to run every ``interval`` seconds after its previous completion.
 
@@ -110,6 +167,12 @@ class Scheduler:
                 (``interval * 2**n``; from 1 s when the interval is 0), capped at this many
                 seconds, and returns to ``interval`` after the first success. None keeps the
                 interval constant.
+            singleton: With a coordinator: one run at a time across the cluster, ``interval``
+                after the cluster's last completion, the run holding a lease
+                (``tickwork.current_lease()``) (True, the default); or every replica runs it
+                on its own (False: for tasks that claim their own work items). ``run_immediately``
+                then applies only to a task the cluster has never seen. Without a coordinator it
+                changes nothing.
 
         Raises:
             TypeError: An argument has the wrong type (the message names it); a coroutine
@@ -136,6 +199,8 @@ class Scheduler:
             max_backoff = check_finite("max_backoff", max_backoff)
         if jitter:
             check_sums(interval, jitter, max_backoff)
+        if singleton is not True and singleton is not False:
+            raise TypeError(f"singleton must be a bool, got {singleton!r}")
         loop = self._check_can_add(name)
         self._runners[name] = TaskRunner(
             self,
@@ -148,6 +213,7 @@ class Scheduler:
             jitter,
             max_backoff,
             run_immediately,
+            self._coordinate(loop, singleton),
         )
 
     def schedule_tasks(self, specs: Iterable[TaskSpec]) -> None:
@@ -207,6 +273,7 @@ class Scheduler:
             spec.jitter,
             spec.max_backoff,
             spec.run_immediately,
+            self._coordinate(loop, spec.singleton),
         )
 
     def cancel_task(self, name: str) -> None:
@@ -262,17 +329,7 @@ class Scheduler:
     def remove_hook(self, hook: ExecutionHook) -> None:
         """Remove a hook added earlier; unknown hooks are ignored."""
         self._hooks = tuple(h for h in self._hooks if h is not hook)
-        self._plain = not self._hooks and self._gate is None
-
-    @property
-    def _may_run(self) -> Callable[[str], bool] | None:
-        """The scale-out gate: ``None`` (always run) or ``gate(task_name) -> bool``."""
-        return self._gate
-
-    @_may_run.setter
-    def _may_run(self, gate: Callable[[str], bool] | None) -> None:
-        self._gate = gate
-        self._plain = not self._hooks and gate is None
+        self._plain = not self._hooks
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -337,6 +394,8 @@ class Scheduler:
                                 runner.name,
                                 extra={"task": runner.name},
                             )
+        if self._coordination is not None:
+            await self._coordination.close(_CANCEL_MARGIN)
         report = ShutdownReport(tuple(finished), tuple(cancelled), tuple(abandoned))
         self._shutdown_report = report
         return report
@@ -386,3 +445,12 @@ class Scheduler:
         state = "closed" if self._closed else "open"
         running = sum(r.state == "running" for r in self._runners.values())
         return f"<Scheduler {state} tasks={len(self._runners)} running={running}>"
+
+
+def _check_coordinator(coordinator: object) -> Coordinator:
+    if not isinstance(coordinator, Coordinator):
+        raise TypeError(
+            "coordinator must implement tickwork.coordination.Coordinator, got "
+            f"{type(coordinator).__name__} {coordinator!r}"
+        )
+    return coordinator

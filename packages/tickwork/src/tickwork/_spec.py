@@ -34,6 +34,8 @@ class TaskSpec:
         run_immediately: Start the first execution at once (True) or after one interval.
         max_backoff: Cap of the doubling wait after consecutive failures, or None for a
             constant interval.
+        singleton: With a coordinator: one run at a time cluster-wide (True, the default) or
+            every replica runs it (False). Without a coordinator it changes nothing.
     """
 
     name: str
@@ -43,6 +45,7 @@ class TaskSpec:
     jitter: float = 0.0
     run_immediately: bool = True
     max_backoff: float | None = None
+    singleton: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_name(self.name))
@@ -54,6 +57,8 @@ class TaskSpec:
         check_sums(self.interval, self.jitter, self.max_backoff)
         if not isinstance(self.run_immediately, bool):
             raise TypeError(f"run_immediately must be a bool, got {self.run_immediately!r}")
+        if not isinstance(self.singleton, bool):
+            raise TypeError(f"singleton must be a bool, got {self.singleton!r}")
         if self.max_backoff is not None:
             object.__setattr__(self, "max_backoff", check_finite("max_backoff", self.max_backoff))
 

@@ -25,6 +25,10 @@ running a plain-function task (it waits for them in real time), but it cannot se
 or sockets still in flight: code that waits on the network or on ``asyncio.to_thread`` may see
 its timeouts fire early. Test such code on a normal loop with real time.
 
+Clusters: :class:`SimulatedCluster` runs several coordinated schedulers sharing an in-process
+store on the running loop, with crashes, partitions and clock skew, so your own singleton tasks
+can be checked against the coordination guarantees on virtual time.
+
 Waiting: :func:`wait_for_runs` and :func:`wait_until` wait for progress, bounded by a timeout
 (in loop seconds, virtual or not), instead of sleeping a guessed amount. ``wait_until`` takes a
 plain or an async predicate (an HTTP probe, a database query), so tests need no polling loop of
@@ -41,9 +45,11 @@ from typing import Any, TypeVar
 
 from tickwork._hooks import Execution, ExecutionResult
 from tickwork._scheduler import Scheduler
+from tickwork._simulated import SimulatedCluster
 from tickwork._threads import pool
 
 __all__ = [
+    "SimulatedCluster",
     "VirtualTimeLoop",
     "run",
     "wait_for_runs",

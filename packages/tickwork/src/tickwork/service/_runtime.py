@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from tickwork._spec import check_finite
+from tickwork.service._cluster import ClusterStatus, CoordinationCollector
 from tickwork.service._components import collect_components
 from tickwork.service._history import HistoryRing
 from tickwork.service._lag import LoopMonitor
@@ -69,6 +70,8 @@ class ServiceRuntime:
         )
         self.history = HistoryRing(history_size)
         self.metrics = SchedulerMetrics(scheduler, monitor=self.monitor)
+        self.metrics.registry.register(CoordinationCollector(scheduler))
+        self.cluster = ClusterStatus(scheduler)
         scheduler.add_hook(self.history)
         scheduler.add_hook(self.metrics)
 
@@ -112,6 +115,15 @@ class ServiceRuntime:
             )
         return True, None
 
+    def ready(self) -> tuple[bool, str | None]:
+        """Return ``(ready, reason)``: healthy, and the coordinator (if any) answering."""
+        healthy, reason = self.health()
+        if not healthy:
+            return healthy, reason
+        if not self.scheduler.coordinator_ready:
+            return False, "the coordinator is unreachable (singleton tasks do not run)"
+        return True, None
+
     async def status_document(self) -> dict[str, Any]:
         """Return the ``/status`` JSON document (see :mod:`tickwork.service.http`)."""
         self.monitor.start()
@@ -130,6 +142,7 @@ class ServiceRuntime:
             "last_stall": None if last is None else last.to_dict(),
             "tasks": tasks,
             "services": await collect_components(self.scheduler),
+            "cluster": await self.cluster.document(),
         }
 
     def history_document(self, task: str | None) -> dict[str, list[dict[str, Any]]] | None:

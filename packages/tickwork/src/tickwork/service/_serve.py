@@ -45,6 +45,7 @@ from typing import Any
 import uvicorn
 
 from tickwork import Execution, ExecutionResult, Scheduler, ShutdownReport
+from tickwork.coordination import Coordinator
 from tickwork.service._connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
@@ -88,6 +89,7 @@ class RunOptions:
     forwarded_allow_ips: str | None = None
     max_connections: int = 100
     header_timeout: float = 10.0
+    coordinator: Coordinator | None = None
 
 
 class _ExitRequest:
@@ -239,7 +241,7 @@ async def _serve(
     running = _Running()
     exit_request = _ExitRequest(signals)
     hooks: list[Any] = [running, exit_request] if hook is None else [hook, running, exit_request]
-    scheduler = Scheduler(hooks=hooks)
+    scheduler = Scheduler(hooks=hooks, coordinator=options.coordinator)
     app = create_app(scheduler, token=options.token)
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"

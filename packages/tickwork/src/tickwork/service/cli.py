@@ -16,6 +16,7 @@ command-line input; 128 + signal number after a second signal.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import math
@@ -29,6 +30,8 @@ import click
 import httpx
 from click.core import ParameterSource
 
+from tickwork._extras import MissingExtraError
+from tickwork.coordination import Coordinator, CoordinatorError, from_url
 from tickwork.service._components import truncate
 from tickwork.service._loader import LoadError, load_target
 from tickwork.service._serve import RunOptions, ServiceError, run_service
@@ -36,6 +39,7 @@ from tickwork.service._serve import RunOptions, ServiceError, run_service
 __all__ = ["cli", "main"]
 
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+_DEFAULT_LEASE_TTL = 30.0
 
 
 class _Seconds(click.ParamType[float]):
@@ -217,6 +221,30 @@ def cli() -> None:
     show_default=True,
     help="Seconds a connection has to send a complete request head.",
 )
+@click.option(
+    "--coordinator",
+    cls=_EnvOption,
+    envvar="TICKWORK_COORDINATOR",
+    default=None,
+    help="Coordinate singleton tasks with the replicas sharing this store "
+    "(postgresql://... or redis://...); wins over one the app's setup supplies.",
+)
+@click.option(
+    "--cluster",
+    cls=_EnvOption,
+    envvar="TICKWORK_CLUSTER",
+    default=None,
+    help="Cluster name in the coordinator's store [default: MODULE:CALLABLE].",
+)
+@click.option(
+    "--lease-ttl",
+    cls=_EnvOption,
+    envvar="TICKWORK_LEASE_TTL",
+    type=_Seconds(positive=True),
+    default=_DEFAULT_LEASE_TTL,
+    show_default=True,
+    help="Seconds a singleton run's lease lasts without renewal.",
+)
 def run(
     target: str,
     host: str,
@@ -228,6 +256,9 @@ def run(
     forwarded_allow_ips: str | None,
     max_connections: int,
     header_timeout: float,
+    coordinator: str | None,
+    cluster: str | None,
+    lease_ttl: float,
 ) -> None:
     """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history.
 
@@ -235,6 +266,7 @@ def run(
     context manager or an object with an async aclose() to release at shutdown. Runs until
     SIGTERM or SIGINT.
     """
+    store = _coordinator(coordinator, cluster or target, lease_ttl) if coordinator else None
     try:
         setup = load_target(target)
     except LoadError as exc:
@@ -250,12 +282,65 @@ def run(
         forwarded_allow_ips=forwarded_allow_ips,
         max_connections=max_connections,
         header_timeout=header_timeout,
+        coordinator=store,
     )
     try:
         code = run_service(options, setup)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+def _coordinator(url: str, cluster: str, ttl: float) -> Coordinator:
+    """The coordinator of ``--coordinator``; a bad URL or a missing extra is a usage error."""
+    try:
+        return from_url(url, cluster=cluster, ttl=ttl)
+    except (ValueError, MissingExtraError) as exc:
+        raise click.UsageError(f"--coordinator: {exc}") from None
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--coordinator",
+    cls=_EnvOption,
+    envvar="TICKWORK_COORDINATOR",
+    required=True,
+    help="The coordinator's store (postgresql://... or redis://...).",
+)
+@click.option(
+    "--cluster",
+    cls=_EnvOption,
+    envvar="TICKWORK_CLUSTER",
+    required=True,
+    help="The cluster name (by default `tickwork run` uses MODULE:CALLABLE).",
+)
+@click.option("--force", is_flag=True, help="Remove it even if a live replica declares it.")
+def forget(name: str, coordinator: str, cluster: str, force: bool) -> None:
+    """Remove task NAME's row from a cluster: a task no replica declares any more."""
+    store = _coordinator(coordinator, cluster, _DEFAULT_LEASE_TTL)
+
+    async def remove() -> str:
+        try:
+            await store.start()
+            view = await store.cluster_view()
+            row = next((t for t in view.tasks if t.name == name), None)
+            if row is None:
+                raise click.ClickException(f"no task {name!r} in cluster {cluster!r}")
+            if not row.orphaned and not force:
+                holders = [p.replica for p in view.peers if p.alive and name in p.tasks]
+                raise click.ClickException(
+                    f"task {name!r} is declared by live replica(s) {', '.join(holders)}: "
+                    "deploy without it first, or pass --force"
+                )
+            await store.forget(name)
+            return f"forgot task {name!r} of cluster {cluster!r}"
+        except CoordinatorError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await store.close()
+
+    click.echo(asyncio.run(remove()))
 
 
 @cli.command()

@@ -8,13 +8,21 @@ Endpoints (all ``GET``):
   Content-Security-Policy.
 - ``/health`` (never needs the token): 200 ``{"status": "ok"}`` while the service is running
   and the event loop responsive; 503 ``{"status": "unavailable", "reason": ...}`` while
-  starting or shutting down, or while the loop lag is above ``lag_threshold`` (1 s).
+  starting or shutting down, or while the loop lag is above ``lag_threshold`` (1 s). A
+  liveness check: it stays 200 while a coordinator is unreachable.
+- ``/ready`` (never needs the token): as ``/health``, and 503 while the scheduler's coordinator
+  (if any) cannot be reached, since this replica then runs no singleton task.
 - ``/status``: ``{"state", "started_at", "uptime", "now", "event_loop_lag", "stall_events",
-  "last_stall", "tasks": [...], "services": {...}}``. Each task is its
+  "last_stall", "tasks": [...], "services": {...}, "cluster": {...} | null}``. Each task is its
   :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters) plus
   ``overdue_by`` (seconds a waiting task is past due, 0.0 otherwise) and ``stuck`` (running
   longer than its timeout or, without one, than ``stuck_after``, 600 s). ``services`` holds the
-  components registered with :func:`tickwork.service.register_component`.
+  components registered with :func:`tickwork.service.register_component`. ``cluster`` (null
+  without a coordinator): ``backend``, ``cluster``, ``replica`` (this one's id), ``lease_ttl``,
+  ``ready``, ``reachable``, and when reachable ``peers`` (``replica, host, pid, alive,
+  last_seen_ago, started_ago, tasks``) and ``tasks`` (``name, interval, holder, token,
+  lease_expires_in, next_due_in, runs, failures, last_outcome, paused, orphaned``); durations
+  in seconds on the coordinator's clock.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
   ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
@@ -27,9 +35,9 @@ included: 401, 404, 405, 429) ``Cache-Control: no-store``. Unknown paths and met
 JSON 404/405; a trailing slash is not redirected (Starlette would build an absolute ``Location``
 from the request's ``Host`` header).
 
-With a ``token``, every endpoint but ``/health`` needs ``Authorization: Bearer TOKEN``; a
-missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per client
-address and route (``rate_limit`` requests per second, bursts of ``burst``); over the limit:
+With a ``token``, every endpoint but ``/health`` and ``/ready`` needs ``Authorization: Bearer
+TOKEN``; a missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per
+client address and route (``rate_limit`` requests per second, bursts of ``burst``); over the limit:
 429 with ``Retry-After``.
 
 Mounting in your own application: the app is a plain ASGI app. Starlette does not run a mounted
@@ -166,6 +174,14 @@ def create_app(
             {"status": "unavailable", "reason": reason}, status_code=503, headers=_NO_STORE
         )
 
+    async def ready(request: Request) -> Response:
+        is_ready, reason = runtime.ready()
+        if is_ready:
+            return JSONResponse({"status": "ready"}, headers=_NO_STORE)
+        return JSONResponse(
+            {"status": "not_ready", "reason": reason}, status_code=503, headers=_NO_STORE
+        )
+
     async def metrics(request: Request) -> Response:
         runtime.monitor.start()
         body = await runtime.metrics_document()
@@ -210,6 +226,7 @@ def create_app(
 
     routes = [
         Route("/health", guard(health, route="health", protected=False), methods=["GET"]),
+        Route("/ready", guard(ready, route="ready", protected=False), methods=["GET"]),
         Route("/status", guard(status, route="status", protected=True), methods=["GET"]),
         Route("/metrics", guard(metrics, route="metrics", protected=True), methods=["GET"]),
         Route("/history", guard(history, route="history", protected=True), methods=["GET"]),

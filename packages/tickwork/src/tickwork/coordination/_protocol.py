@@ -1,0 +1,205 @@
+"""The coordination protocol: what a replica asks of the store that keeps the cluster's schedule.
+
+A coordinator keeps one row per task of a cluster, on the store's own clock: its absolute due
+time, the current lease (holder, fencing token, expiry), the run count, the consecutive
+failures, the last outcome, a paused flag and a run-now request. Replicas only ever receive
+durations ("due in 12.5 s", "lease valid for 30 s"), never timestamps, so their clocks do not
+matter. Every call is one statement or one script on the store (safe behind a
+transaction-pooling connection pooler); a call that cannot reach the store raises
+:class:`CoordinatorError`.
+
+Lifecycle of one singleton run, as the runner drives it::
+
+    declare(tasks)            once per task (idempotent; an existing due time is never moved)
+    acquire(task) -> Busy     not due, held, or paused: ask again in Busy.wait seconds
+    acquire(task) -> Grant    due and free: the run starts, with Grant.token
+      renew(grant)            every ttl/3 while the run lasts; None = superseded
+    release(grant, wait=..)   the run ended: due again ``wait`` seconds from now (store clock)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Busy",
+    "ClusterView",
+    "Coordinator",
+    "CoordinatorError",
+    "Grant",
+    "PeerView",
+    "TaskDecl",
+    "TaskView",
+]
+
+
+class CoordinatorError(Exception):
+    """The coordinator's store could not be reached or refused a call.
+
+    The runner treats it as "not the holder": the singleton task does not run, and it asks
+    again later. ``code`` is ``"coordinator_unavailable"``.
+    """
+
+    code = "coordinator_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDecl:
+    """A task as a replica declares it.
+
+    Attributes:
+        name: The task name.
+        interval: Seconds between a completion and the next start.
+        run_immediately: For a task with no row yet: due at once (True) or after ``interval``.
+    """
+
+    name: str
+    interval: float
+    run_immediately: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A lease granted for one run.
+
+    Attributes:
+        task: The task name.
+        token: The fencing token, strictly greater than every earlier grant of the task.
+        ttl: Seconds the lease is valid, counted from when the request was sent.
+        failures: The task's consecutive failures so far, cluster-wide (backoff survives a
+            failover).
+    """
+
+    task: str
+    token: int
+    ttl: float
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """No lease this time.
+
+    Attributes:
+        wait: Seconds until asking again makes sense (the due time, or the lease's expiry).
+        holder: The replica holding the lease, if any.
+        paused: True when the task is paused cluster-wide.
+    """
+
+    wait: float
+    holder: str | None = None
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """A replica of the cluster, as the store last saw it."""
+
+    replica: str
+    host: str
+    pid: int
+    started_ago: float
+    last_seen_ago: float
+    alive: bool
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task row of the cluster. Durations are seconds from now on the store's clock."""
+
+    name: str
+    interval: float | None
+    holder: str | None
+    token: int
+    lease_expires_in: float | None
+    next_due_in: float
+    runs: int
+    failures: int
+    last_outcome: str | None
+    paused: bool
+    orphaned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What the cluster looks like from one replica."""
+
+    backend: str
+    cluster: str
+    replica: str
+    peers: tuple[PeerView, ...]
+    tasks: tuple[TaskView, ...]
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """The store a cluster of schedulers shares. Implementations: in-process, PostgreSQL, Redis.
+
+    All durations are seconds. Every method may raise :class:`CoordinatorError`.
+    """
+
+    @property
+    def backend(self) -> str:
+        """A short name for status pages: ``"memory"``, ``"postgresql"``, ``"redis"``."""
+        ...
+
+    @property
+    def cluster(self) -> str:
+        """The cluster name: replicas of one cluster share the schedule."""
+        ...
+
+    @property
+    def replica(self) -> str:
+        """This replica's id, unique per process start."""
+        ...
+
+    @property
+    def ttl(self) -> float:
+        """The lease TTL in seconds."""
+        ...
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between this replica's heartbeats; a peer silent for three is gone."""
+        ...
+
+    async def start(self) -> None:
+        """Connect and bring the store's schema up to date (once per cluster, under a lock)."""
+        ...
+
+    async def declare(self, tasks: Sequence[TaskDecl]) -> None:
+        """Create rows for new tasks and update intervals; never move an existing due time."""
+        ...
+
+    async def acquire(self, task: str) -> Grant | Busy:
+        """Grant a lease if the task is due, not paused and not held; else say how long to wait."""
+        ...
+
+    async def renew(self, grant: Grant) -> float | None:
+        """Extend the lease; return its new TTL, or None when it is no longer this grant's."""
+        ...
+
+    async def release(
+        self, grant: Grant, *, wait: float, failures: int, outcome: str
+    ) -> float | None:
+        """End the run: due again ``wait`` s from now. Return that, or None if superseded."""
+        ...
+
+    async def heartbeat(self, tasks: Sequence[str]) -> None:
+        """Record this replica as alive, declaring ``tasks``."""
+        ...
+
+    async def cluster_view(self) -> ClusterView:
+        """The peers and task rows of the cluster."""
+        ...
+
+    async def forget(self, task: str) -> bool:
+        """Remove a task's row (an orphan no replica declares); True if there was one."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the cluster (drop this replica's row) and release connections."""
+        ...

@@ -1,0 +1,142 @@
+"""The model cluster on virtual time: faults drawn by Hypothesis, the invariants asserted.
+
+Three replicas (``tickwork.testing.SimulatedCluster``) run one singleton task; a driver crashes,
+partitions and skews the clocks of replicas, one fault at a time. From every committed (fenced)
+write: runs never overlap, tokens rise, the next start is at least the previous end plus the
+interval when no fault intervened, and no gap is longer than interval + body + TTL + 1 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tickwork import current_lease
+from tickwork.testing import SimulatedCluster, run
+
+INTERVAL = 5.0
+TTL = 3.0
+BODY = 1.0
+SPAN = 1500.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float
+    kind: str
+    replica: int
+    seconds: float
+    rate: float
+
+
+faults = st.builds(
+    Fault,
+    at=st.floats(0.0, 60.0),
+    kind=st.sampled_from(["crash", "partition", "skew"]),
+    replica=st.integers(0, 2),
+    seconds=st.floats(0.5, 3 * TTL),
+    rate=st.sampled_from([0.5, 0.8, 1.25, 2.0]),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    token: int
+    replica: str
+    start: float
+    end: float
+
+
+async def _scenario(plan: list[Fault]) -> tuple[list[Run], list[tuple[float, float]], int]:
+    cluster = SimulatedCluster(3, ttl=TTL, heartbeat=1.0)
+    committed: list[Run] = []
+
+    async def job() -> None:
+        lease = current_lease()
+        assert lease is not None
+        start = cluster.store.now()
+        await asyncio.sleep(BODY)
+        if cluster.fenced_write():
+            committed.append(Run(lease.token, lease.replica, start, cluster.store.now()))
+
+    cluster.schedule_task("job", INTERVAL, job)
+    windows: list[tuple[float, float]] = []
+    loop = asyncio.get_running_loop()
+    for fault in plan:
+        await asyncio.sleep(fault.at)
+        alive = cluster.alive
+        index = cluster.replicas.index(alive[fault.replica % len(alive)])
+        began = loop.time()
+        if fault.kind == "crash":
+            await cluster.crash(index)
+            await asyncio.sleep(fault.seconds)
+            cluster.add_replica()
+        elif fault.kind == "partition":
+            cluster.partition(index)
+            await asyncio.sleep(fault.seconds)
+            cluster.partition(index, cut=False)
+        else:
+            cluster.skew(index, fault.rate)
+            await asyncio.sleep(fault.seconds)
+            cluster.skew(index, 1.0)
+        # The fault's effects last until the holder's lease has surely expired.
+        windows.append((began, loop.time() + TTL + BODY))
+    await asyncio.sleep(max(0.0, SPAN - loop.time()))
+    await cluster.shutdown()
+    return committed, windows, len(cluster.refused)
+
+
+def _touches(windows: list[tuple[float, float]], start: float, end: float) -> bool:
+    return any(begin <= end and start <= until for begin, until in windows)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(faults, max_size=10))
+def test_faults_never_break_the_invariants(plan: list[Fault]) -> None:
+    """Under crashes, partitions and clock skew: no overlap, rising tokens, bounded gaps."""
+    committed, windows, _ = run(_scenario(plan))
+    assert len(committed) >= SPAN / (INTERVAL + BODY + TTL + 1) * 0.5
+    for earlier, later in itertools.pairwise(committed):
+        assert later.token > earlier.token
+        assert later.start >= earlier.end  # never two holders' runs at once
+        gap = later.start - earlier.end
+        assert gap <= INTERVAL + BODY + TTL + 1.0 + 0.1, (earlier, later)
+        if not _touches(windows, earlier.start, later.start):
+            assert gap >= INTERVAL - 1e-6, (earlier, later)
+
+
+def test_a_partitioned_holder_with_a_slow_clock_is_refused_by_the_fence() -> None:
+    """A holder cut off whose lease clock runs slow keeps going, but its write is refused."""
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        cluster = SimulatedCluster(2, ttl=TTL, heartbeat=1.0)
+        accepted: list[str] = []
+        first = True
+
+        async def job() -> None:
+            nonlocal first
+            lease = current_lease()
+            assert lease is not None
+            if first:
+                first = False
+                cluster.partition(0)  # cut off mid-run: its renewals fail from now on
+                cluster.skew(0, 0.25)  # its own deadline passes four times later
+                await asyncio.sleep(TTL * 2)  # past the store's expiry, before its own
+            if cluster.fenced_write():
+                accepted.append(lease.replica)
+
+        cluster.replicas[0].scheduler.schedule_task("job", INTERVAL, job)
+        await asyncio.sleep(0.5)
+        cluster.replicas[1].scheduler.schedule_task("job", INTERVAL, job)
+        await asyncio.sleep(60)
+        await cluster.shutdown()
+        return [entry[2] for entry in cluster.refused], accepted
+
+    refused, accepted = run(scenario())
+    assert refused == ["replica-1"]
+    assert len(accepted) >= 5
+    assert set(accepted) == {"replica-2"}
