@@ -20,8 +20,20 @@ updateSourcesStats       2 s       scrape seeders/leechers of up to 5 sources
 resyncMovieSources       5 s       fill one movie's missing source upload dates and types
 =======================  ========  =========================================================
 
-Components under `/status` -> `services`: `catalog` (row counts in `details`), and the
-providers `tmdb`, `yts`, `torrent_files`, `trackers`.
+Components under `/status` -> `services`: `catalog` (row counts in `details`, and what this
+replica processed per task), and the providers `tmdb`, `yts`, `torrent_files`, `trackers`.
+
+Several replicas (PostgreSQL). With `DATABASE_URL=postgresql+asyncpg://...` setup gives the
+scheduler a `PostgresCoordinator` on the same database (cluster `miauflix`) unless
+`MIAUFLIX_COORDINATE=false` or the command line's `--coordinator` gave one. Then
+`refreshLists` and `syncMovies` run once per interval cluster-wide and write under their
+run's fencing token (`Database.session(lease=...)`); the five draining tasks are
+`singleton=False` on every replica and claim their items (`miauflix.db._claims`); and each
+provider's budget is divided by the live replicas of the cluster view, refreshed every
+heartbeat (`share_budgets`).
+
+One replica (SQLite). The data directory is locked first (`miauflix.lock`): a second
+process on it fails at once naming the holder's pid; a coordinator with SQLite is refused.
 """
 
 from __future__ import annotations
@@ -36,18 +48,27 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from miauflix._storage import open_configured_database, prepare_data_dir, start_demo_simulator
+from miauflix._storage import (
+    DataDirLock,
+    lock_data_dir,
+    open_configured_database,
+    prepare_data_dir,
+    start_demo_simulator,
+)
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
 from miauflix.services import ListSynchronizer, MediaService, SourceService
-from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
+from miauflix.settings import RATE_DEFAULTS, Settings, SettingsError, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, TaskSpec
 from tickwork.service import ComponentStatus, register_component
 
-__all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
+__all__ = ["CLUSTER", "TASKS", "MiauflixApp", "TaskDefinition", "setup", "share_budgets"]
 
 logger = logging.getLogger("miauflix.app")
+
+CLUSTER = "miauflix"
+"""The coordinator's cluster name: replicas on one database with this name share the schedule."""
 
 
 @dataclass(slots=True)
@@ -63,6 +84,9 @@ class MiauflixApp:
         media: The `syncMovies` and `syncIncompleteSeasons` service.
         sources: The source search, file, stats and resync service.
         tasks: The names of the tasks registered (empty with `DISABLE_BACKGROUND_TASKS`).
+        lock: The data directory's lock (SQLite), else None.
+        budgets: The task keeping provider budgets divided by the live replicas (several
+            replicas), else None.
     """
 
     settings: Settings
@@ -73,17 +97,24 @@ class MiauflixApp:
     media: MediaService
     sources: SourceService
     tasks: tuple[str, ...] = ()
+    lock: DataDirLock | None = None
+    budgets: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        """Close the provider clients, then the simulator, then the database.
+        """Stop the budget task, close the provider clients, the simulator, the database.
 
         Each is closed even when an earlier one fails; the first error is raised at the end.
+        The data directory's lock is released last.
         """
         async with contextlib.AsyncExitStack() as stack:
+            if self.lock is not None:
+                stack.callback(self.lock.release)
             stack.push_async_callback(self.database.aclose)
             if self.simulator is not None:
                 stack.push_async_callback(self.simulator.aclose)
             stack.push_async_callback(self.providers.aclose)
+            if self.budgets is not None:
+                stack.push_async_callback(_stop, self.budgets)
         logger.info("miauflix released its providers and database")
 
     async def __aenter__(self) -> Self:
@@ -111,6 +142,9 @@ class TaskDefinition:
             provider timeout when that is longer).
         timeout_per_request: Provider timeouts one execution may need in the worst case.
         max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
+        singleton: True: once per interval cluster-wide under a coordinator (the slow tasks,
+            whose writes are fenced); False: on every replica (the draining tasks, which
+            claim their items).
     """
 
     name: str
@@ -119,6 +153,7 @@ class TaskDefinition:
     timeout: float
     timeout_per_request: float
     max_backoff: float | None = None
+    singleton: bool = True
 
     def spec(self, app: MiauflixApp) -> TaskSpec:
         """The scheduler registration of this task on `app`'s services and settings."""
@@ -126,9 +161,14 @@ class TaskDefinition:
             self.name,
             self.interval,
             self.method(app),
-            timeout=max(self.timeout, self.timeout_per_request * app.settings.http_timeout),
+            timeout=self.timeout_for(app.settings),
             max_backoff=self.max_backoff,
+            singleton=self.singleton,
         )
+
+    def timeout_for(self, settings: Settings) -> float:
+        """The execution timeout on `settings` (seconds)."""
+        return max(self.timeout, self.timeout_per_request * settings.http_timeout)
 
 
 TASKS: tuple[TaskDefinition, ...] = (
@@ -153,6 +193,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
     ),
     TaskDefinition(
         name="movieSourceSearch",
@@ -161,6 +202,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
     ),
     TaskDefinition(
         name="dataFileSearch",
@@ -169,6 +211,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=60,
         timeout_per_request=5,
         max_backoff=60,
+        singleton=False,
     ),
     TaskDefinition(
         name="updateSourcesStats",
@@ -177,6 +220,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
     ),
     TaskDefinition(
         name="resyncMovieSources",
@@ -185,6 +229,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
     ),
 )
 """The seed's seven tasks, in its order, with their intervals (seconds)."""
@@ -209,8 +254,9 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
 
     Raises:
         miauflix.settings.SettingsError: An environment variable holds an unusable value, the
-            data directory is unusable, or the database cannot be opened; the message names
-            the variable to fix.
+            data directory is unusable or in use by another process (SQLite), the scheduler
+            has a coordinator while the database is SQLite, or the database cannot be opened;
+            the message names the variable to fix.
         ValueError: A simulator fault knob is out of range.
     """
     if settings is None:
@@ -219,10 +265,23 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
     if httpx_logger.level == logging.NOTSET:
         # httpx logs every request at INFO: ten lines a second from the 0.1 s task alone.
         httpx_logger.setLevel(logging.WARNING)
+    postgres = settings.resolved_database_url.startswith("postgresql")
+    if not postgres and scheduler.coordinator is not None:
+        raise SettingsError(
+            f"SQLite serves one replica, but a coordinator ({scheduler.coordinator.backend}) "
+            "is configured: set DATABASE_URL=postgresql+asyncpg://... to run several replicas, "
+            "or drop --coordinator"
+        )
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
-        if settings.demo_mode or not settings.database_url:
+        lock: DataDirLock | None = None
+        if settings.demo_mode or not postgres:
             await asyncio.to_thread(prepare_data_dir, settings.data_dir)
+        if not postgres:
+            # Before anything else, the simulator's ports included: a second process on the
+            # same SQLite data directory stops here with one line.
+            lock = lock_data_dir(settings.data_dir)
+            stack.callback(lock.release)
         if settings.demo_mode:
             simulator = await start_demo_simulator(settings.data_dir, _faults(settings))
             stack.push_async_callback(simulator.aclose)
@@ -259,6 +318,8 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         await database.migrate()
         providers = build_providers(settings)
         stack.push_async_callback(providers.aclose)
+        coordinated = postgres and _coordinate(scheduler, settings)
+        claim_ttl = _claim_ttl(settings) if coordinated else None
         rng = random.Random()
         app = MiauflixApp(
             settings=settings,
@@ -266,22 +327,96 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             providers=providers,
             simulator=simulator,
             lists=ListSynchronizer(database, providers.tmdb),
-            media=MediaService(database, providers.tmdb, rng=rng),
+            media=MediaService(database, providers.tmdb, rng=rng, claim_ttl=claim_ttl),
             sources=SourceService(
                 database,
                 directories=providers.directories,
                 torrent_files=providers.torrent_files,
                 trackers=providers.trackers,
                 rng=rng,
+                claim_ttl=claim_ttl,
             ),
+            lock=lock,
         )
         _register_components(scheduler, app)
         if settings.disable_background_tasks:
             logger.info("DISABLE_BACKGROUND_TASKS is set: no background task is scheduled")
         else:
             app.tasks = _register_tasks(scheduler, app)
+        if scheduler.coordinator is not None:
+            app.budgets = asyncio.create_task(
+                share_budgets(scheduler, providers), name="miauflix-budgets"
+            )
         stack.pop_all()
     return app
+
+
+def _coordinate(scheduler: Scheduler, settings: Settings) -> bool:
+    # Whether this replica shares the database with others: the coordinator the command line
+    # gave, or one on the same database (the default), or none (MIAUFLIX_COORDINATE=false).
+    if scheduler.coordinator is not None:
+        return True
+    if not settings.coordinate:
+        logger.info("MIAUFLIX_COORDINATE is false: this replica assumes it is the only one")
+        return False
+    from tickwork.coordination.postgres import PostgresCoordinator
+
+    coordinator = PostgresCoordinator(settings.resolved_database_url, cluster=CLUSTER)
+    scheduler.use_coordinator(coordinator)
+    logger.info(
+        "coordinating with the other replicas on the same database (cluster %r, replica %s; "
+        "MIAUFLIX_COORDINATE=false turns it off)",
+        CLUSTER,
+        coordinator.replica,
+    )
+    return True
+
+
+def _claim_ttl(settings: Settings) -> float:
+    if settings.claim_ttl:
+        return settings.claim_ttl
+    # Twice the longest draining run: a live replica always writes back before its claim
+    # expires (a run is cancelled at its timeout), a dead one's items return soon after.
+    return 2 * max(task.timeout_for(settings) for task in TASKS if not task.singleton)
+
+
+async def share_budgets(scheduler: Scheduler, providers: Providers) -> None:
+    """Keep each provider's budget divided by the cluster's live replicas, until cancelled.
+
+    Every heartbeat interval it reads the coordinator's cluster view and calls
+    `Providers.share_budget(max(1, live peers))`. A replica that joins sends its full share
+    at once while the others see it one heartbeat later, so the cluster may exceed a budget
+    by one replica's share for up to one heartbeat interval; a replica that dies leaves its
+    share unused until it stops counting as alive (three heartbeats). An unreachable store
+    keeps the last division.
+
+    Args:
+        scheduler: A scheduler with a coordinator.
+        providers: The clients whose limits are divided.
+    """
+    coordinator = scheduler.coordinator
+    assert coordinator is not None
+    while True:
+        try:
+            view = await coordinator.cluster_view()
+        except Exception as exc:  # the store's own errors: keep the last division
+            logger.debug("cluster view unavailable, provider budgets unchanged: %s", exc)
+        else:
+            alive = sum(1 for peer in view.peers if peer.alive)
+            replicas = max(1, alive)
+            if replicas != providers.replicas:
+                logger.info(
+                    "provider budgets divided by %d live replica(s) (was %d)",
+                    replicas,
+                    providers.replicas,
+                )
+                providers.share_budget(replicas)
+        await asyncio.sleep(coordinator.heartbeat_interval)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
 
 
 def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:
@@ -295,7 +430,16 @@ def _register_components(scheduler: Scheduler, app: MiauflixApp) -> None:
     async def catalog() -> ComponentStatus:
         async with app.database.read_session() as session:
             counts = await catalog_counts(session)
-        return ComponentStatus("ready", None, counts.to_dict())
+        details: dict[str, object] = dict(counts.to_dict())
+        # What this replica did (the counts above are the cluster's): per task, the items it
+        # wrote back, and those it could not because its claim was lost.
+        details["processed_here"] = {**app.media.processed, **app.sources.processed}
+        lost = {**app.media.claims_lost, **app.sources.claims_lost}
+        if any(lost.values()):
+            details["claims_lost_here"] = {k: v for k, v in lost.items() if v}
+        if app.providers.replicas > 1:
+            details["provider_budget_share"] = f"1/{app.providers.replicas}"
+        return ComponentStatus("ready", None, details)
 
     register_component(scheduler, "catalog", catalog)
     for name in ("tmdb", "yts", "torrent_files", "trackers"):

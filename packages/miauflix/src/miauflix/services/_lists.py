@@ -40,6 +40,7 @@ from miauflix.services._common import (
     with_retries,
 )
 from miauflix.services._retry import Clock, utc_now
+from tickwork import current_lease
 
 __all__ = ["LIST_SPECS", "ListSpec", "ListSyncReport", "ListSynchronizer"]
 
@@ -229,7 +230,9 @@ class ListSynchronizer:
         now = self._clock()
         ids: list[int] = []
         written = 0
-        async with self._db.session() as session:
+        # Under a coordinator the list is replaced under the run's lease: a replica that lost
+        # it (paused, partitioned) raises LeaseLostError here and writes nothing.
+        async with self._db.session(lease=current_lease()) as session:
             for summary, movie in zip(summaries, fetched, strict=True):
                 if movie is not None:
                     ids.append(await upsert_movie(session, movie_data(movie), now=now))
@@ -259,7 +262,9 @@ class ListSynchronizer:
         now = self._clock()
         ids: list[int] = []
         written = 0
-        async with self._db.session() as session:
+        # Under a coordinator the list is replaced under the run's lease: a replica that lost
+        # it (paused, partitioned) raises LeaseLostError here and writes nothing.
+        async with self._db.session(lease=current_lease()) as session:
             for summary, show in zip(summaries, fetched, strict=True):
                 if show is not None:
                     show_id = await upsert_show(session, show_data(show), now=now)
