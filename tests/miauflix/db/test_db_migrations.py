@@ -99,7 +99,7 @@ CLAIM_COLUMNS = {
 
 
 async def test_claims_revision_downgrades_and_upgrades(database: Database) -> None:
-    """Revision 0003 adds the five claim columns (and, on PostgreSQL, the sequence); -1 drops them."""
+    """Revision 0003 adds the claim columns (and on PostgreSQL the sequence); 0002 drops them."""
     postgres = database.dialect == "postgresql"
     async with database.engine.connect() as connection:
         assert await connection.run_sync(_claim_columns) == CLAIM_COLUMNS

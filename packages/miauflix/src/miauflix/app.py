@@ -318,7 +318,7 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         await database.migrate()
         providers = build_providers(settings)
         stack.push_async_callback(providers.aclose)
-        coordinated = postgres and _coordinate(scheduler, settings)
+        coordinated = postgres and _coordinate(scheduler, settings, database)
         claim_ttl = _claim_ttl(settings) if coordinated else None
         rng = random.Random()
         app = MiauflixApp(
@@ -351,25 +351,47 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
     return app
 
 
-def _coordinate(scheduler: Scheduler, settings: Settings) -> bool:
+def _coordinate(scheduler: Scheduler, settings: Settings, database: Database) -> bool:
     # Whether this replica shares the database with others: the coordinator the command line
     # gave, or one on the same database (the default), or none (MIAUFLIX_COORDINATE=false).
-    if scheduler.coordinator is not None:
-        return True
-    if not settings.coordinate:
-        logger.info("MIAUFLIX_COORDINATE is false: this replica assumes it is the only one")
-        return False
     from tickwork.coordination.postgres import PostgresCoordinator
 
-    coordinator = PostgresCoordinator(settings.resolved_database_url, cluster=CLUSTER)
-    scheduler.use_coordinator(coordinator)
-    logger.info(
-        "coordinating with the other replicas on the same database (cluster %r, replica %s; "
-        "MIAUFLIX_COORDINATE=false turns it off)",
-        CLUSTER,
-        coordinator.replica,
-    )
+    if scheduler.coordinator is None:
+        if not settings.coordinate:
+            logger.info("MIAUFLIX_COORDINATE is false: this replica assumes it is the only one")
+            return False
+        scheduler.use_coordinator(
+            PostgresCoordinator(settings.resolved_database_url, cluster=CLUSTER)
+        )
+        logger.info(
+            "coordinating with the other replicas on the same database (cluster %r; "
+            "MIAUFLIX_COORDINATE=false turns it off)",
+            CLUSTER,
+        )
+    coordinator = scheduler.coordinator
+    # PostgresCoordinator does not expose its DSN; its private attribute is read only to
+    # tell whether its task rows live in this database (the guard must read them here).
+    dsn = getattr(coordinator, "_dsn", None)
+    if (
+        isinstance(coordinator, PostgresCoordinator)
+        and isinstance(dsn, str)
+        and _same_database(dsn, settings.resolved_database_url)
+    ):
+        database.fencing_schema = coordinator.schema
+    else:
+        logger.warning(
+            "the coordinator (%s) is not this database: the singleton tasks' writes are not "
+            "fenced by their tokens (run several replicas with the default coordinator)",
+            getattr(coordinator, "backend", type(coordinator).__name__),
+        )
     return True
+
+
+def _same_database(a: str, b: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    ua, ub = make_url(a), make_url(b)
+    return (ua.host, ua.port or 5432, ua.database) == (ub.host, ub.port or 5432, ub.database)
 
 
 def _claim_ttl(settings: Settings) -> float:

@@ -66,6 +66,10 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         """Wrap an engine made by `open_database` (which installs the SQLite hooks)."""
         self._engine = engine
+        self.fencing_schema: str | None = None
+        """The schema of a `PostgresCoordinator` on this same database, whose task rows
+        `session(lease=...)` checks tokens against; None (the default): leases are not
+        checked here (no coordinator, or one in another store)."""
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         read_options: dict[str, Any] = {_READ_ONLY: True}
         if engine.dialect.name == "postgresql":
@@ -102,11 +106,12 @@ class Database:
         Objects stay readable after the block (`expire_on_commit=False`) but are detached.
 
         Args:
-            lease: The coordinated run's lease (`tickwork.current_lease()`), or None. On
-                PostgreSQL its fencing token is checked as the transaction's first statement
-                (`tickwork.coordination.postgres.guard_sqlalchemy`), which also keeps every
-                peer from being granted the task until the commit; a replica that lost its
-                lease (paused, partitioned) writes nothing. Ignored on SQLite (one replica).
+            lease: The coordinated run's lease (`tickwork.current_lease()`), or None. When
+                `fencing_schema` is set, its fencing token is checked as the transaction's
+                first statement (`tickwork.coordination.postgres.guard_sqlalchemy`), which
+                also keeps every peer from being granted the task until the commit; a replica
+                that lost its lease (paused, partitioned) writes nothing. Without it (SQLite,
+                no coordinator, a coordinator in another store) the lease is not checked.
 
         Yields:
             The session.
@@ -115,10 +120,10 @@ class Database:
             tickwork.LeaseLostError: `lease` is no longer current; nothing was written.
         """
         async with self._sessions() as session, session.begin():
-            if lease is not None and self.dialect == "postgresql":
+            if lease is not None and self.fencing_schema is not None:
                 from tickwork.coordination.postgres import guard_sqlalchemy
 
-                await guard_sqlalchemy(session, lease)
+                await guard_sqlalchemy(session, lease, schema=self.fencing_schema)
             yield session
 
     @asynccontextmanager
