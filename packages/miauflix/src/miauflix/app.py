@@ -61,9 +61,18 @@ from miauflix.services import ListSynchronizer, MediaService, SourceService
 from miauflix.settings import RATE_DEFAULTS, Settings, SettingsError, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, TaskSpec
+from tickwork.coordination import Coordinator
 from tickwork.service import ComponentStatus, register_component
 
-__all__ = ["CLUSTER", "TASKS", "MiauflixApp", "TaskDefinition", "setup", "share_budgets"]
+__all__ = [
+    "CLUSTER",
+    "TASKS",
+    "MiauflixApp",
+    "TaskDefinition",
+    "setup",
+    "share_budgets",
+    "share_budgets_once",
+]
 
 logger = logging.getLogger("miauflix.app")
 
@@ -419,21 +428,28 @@ async def share_budgets(scheduler: Scheduler, providers: Providers) -> None:
     coordinator = scheduler.coordinator
     assert coordinator is not None
     while True:
-        try:
-            view = await coordinator.cluster_view()
-        except Exception as exc:  # the store's own errors: keep the last division
-            logger.debug("cluster view unavailable, provider budgets unchanged: %s", exc)
-        else:
-            alive = sum(1 for peer in view.peers if peer.alive)
-            replicas = max(1, alive)
-            if replicas != providers.replicas:
-                logger.info(
-                    "provider budgets divided by %d live replica(s) (was %d)",
-                    replicas,
-                    providers.replicas,
-                )
-                providers.share_budget(replicas)
+        await share_budgets_once(coordinator, providers)
         await asyncio.sleep(coordinator.heartbeat_interval)
+
+
+async def share_budgets_once(coordinator: Coordinator, providers: Providers) -> int:
+    """One step of `share_budgets`: divide the budgets by the live replicas now.
+
+    Returns:
+        The divisor in effect afterwards (the previous one when the store did not answer).
+    """
+    try:
+        view = await coordinator.cluster_view()
+    except Exception as exc:  # the store's own errors: keep the last division
+        logger.debug("cluster view unavailable, provider budgets unchanged: %s", exc)
+        return providers.replicas
+    replicas = max(1, sum(1 for peer in view.peers if peer.alive))
+    if replicas != providers.replicas:
+        logger.info(
+            "provider budgets divided by %d live replica(s) (was %d)", replicas, providers.replicas
+        )
+        providers.share_budget(replicas)
+    return replicas
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
