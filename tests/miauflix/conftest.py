@@ -66,3 +66,14 @@ async def pg_database(postgres_url: str) -> AsyncIterator[Database]:
             yield db
         finally:
             await db.aclose()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An open `Database` migrated to the newest revision, closed after the test."""
+    db = await open_database(database_url)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.aclose()

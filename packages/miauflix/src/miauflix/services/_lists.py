@@ -233,18 +233,28 @@ class ListSynchronizer:
         # Under a coordinator the list is replaced under the run's lease: a replica that lost
         # it (paused, partitioned) raises LeaseLostError here and writes nothing.
         async with self._db.session(lease=current_lease()) as session:
-            for summary, movie in zip(summaries, fetched, strict=True):
+            # Rows are written in tmdb_id order, as syncMovies writes them: two transactions
+            # upserting the same movies in different orders deadlock on PostgreSQL (the two
+            # singletons may run at once on two replicas).
+            row_ids: dict[int, int] = {}
+            pairs = sorted(zip(summaries, fetched, strict=True), key=lambda p: p[0].tmdb_id)
+            for summary, movie in pairs:
                 if movie is not None:
-                    ids.append(await upsert_movie(session, movie_data(movie), now=now))
+                    row_ids[summary.tmdb_id] = await upsert_movie(
+                        session, movie_data(movie), now=now
+                    )
                     written += 1
                     continue
                 stored = await get_movie_by_tmdb_id(session, summary.tmdb_id)
                 if stored is not None:
                     # Keep the stored details: a list page would blank the runtime and trailer.
-                    ids.append(stored.id)
+                    row_ids[summary.tmdb_id] = stored.id
                 else:
-                    ids.append(await upsert_movie(session, movie_summary_data(summary), now=now))
+                    row_ids[summary.tmdb_id] = await upsert_movie(
+                        session, movie_summary_data(summary), now=now
+                    )
                     written += 1
+            ids.extend(row_ids[summary.tmdb_id] for summary in summaries)
             await replace_media_list(
                 session, MediaListData(spec.slug, spec.name), movie_ids=ids, now=now
             )
