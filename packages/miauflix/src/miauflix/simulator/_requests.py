@@ -42,6 +42,8 @@ class RequestLog:
     def record(self, path: str, query: bytes, now: float) -> None:
         """Count one request for `path` with raw query string `query` at epoch `now`."""
         provider = path.strip("/").split("/", 1)[0] or "root"
+        if path.startswith("/yts/torrent/"):
+            provider = "downloads"  # a directory's direct links, limited per host, not as YTS
         self.per_second.setdefault(provider, Counter())[int(now)] += 1
         for key in _keys(path, query):
             self.items[key] += 1
