@@ -98,8 +98,10 @@ async def test_status_health_metrics_history_served(start_service: StartService)
         history = (await client.get(service.url("/history"), params={"task": "failing"})).json()
         runs = history["failing"]
         assert len(runs) >= 2
-        assert set(runs[0]) == {"started_at", "duration", "outcome", "lateness"}
+        assert set(runs[0]) == {"started_at", "duration", "outcome", "lateness", "reason"}
         assert {r["outcome"] for r in runs} == {"failure"}
+        assert all(r["reason"].startswith("ValueError: xxx") for r in runs)
+        assert all(len(r["reason"]) <= 500 for r in runs)
         everything = (await client.get(service.url("/history"))).json()
         assert set(everything) == {"ok", "failing"}
         missing = await client.get(service.url("/history"), params={"task": "nope"})

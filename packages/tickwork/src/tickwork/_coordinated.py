@@ -7,9 +7,12 @@ uncoordinated one (``TaskRunner._main``, which stays as it was)::
                    │
                  Grant ──> run the body under a Lease ──> release(wait) ──> sleep(wait) ──> ...
                                │  renew every ttl/3 (local deadline: 0.9 ttl on CLOCK_BOOTTIME)
-                               └─ superseded, or deadline passed: the lease is lost; a coroutine
-                                  body is cancelled, a plain function is flagged (it cannot be
-                                  stopped); the run ends ``lease_lost``
+                               ├─ superseded, or deadline passed: the lease is lost; a coroutine
+                               │  body is cancelled, a plain function is flagged (it cannot be
+                               │  stopped); the run ends ``lease_lost``
+                               └─ the body raised Snooze(seconds): the run ends ``snoozed``,
+                                  release(wait=seconds) (no replica runs it before), the
+                                  runner's state is ``snoozed`` until it asks again
 
 Every wait comes from the coordinator, as a duration on its clock: the store decides when the
 task is due, so a replica's clock never does. A coordinator that cannot be reached means "not
@@ -29,6 +32,7 @@ from tickwork import _clock
 from tickwork._execution import _Timeout
 from tickwork._hooks import ExecutionResult, call_finish, call_start
 from tickwork._lease import Lease, LeaseLostError, _current
+from tickwork._snooze import Snooze, bounded
 from tickwork.coordination._protocol import Busy, Coordinator, CoordinatorError, Grant, TaskDecl
 
 if TYPE_CHECKING:
@@ -201,6 +205,8 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
     retry = _RETRY_MIN
     declared = False
     while not runner.cancelled:
+        if runner.state == "snoozed":
+            runner.state = "scheduled"  # the snooze's wait is over; a peer may take the task
         if not declared:
             decl = TaskDecl(name, runner.interval, runner.run_immediately)
             declared = not isinstance(await coordination.call(coordinator.declare([decl])), _Failed)
@@ -304,6 +310,9 @@ async def _run_granted(
     except LeaseLostError:
         lease._lose("the body reported it")
         outcome = "lease_lost"
+    except Snooze as snooze:
+        runner._snoozed(execution, snooze)
+        outcome = "snoozed"
     except BaseException as exc:
         keep = runner._failed(execution, exc)
         outcome = "timeout" if isinstance(exc, _Timeout) else "failure"
@@ -375,12 +384,13 @@ def _end_lease_lost(
 ) -> None:
     """Record a run that ended ``lease_lost``: no failure, no backoff, one WARNING."""
     now = loop.time()
-    runner.record_lease_lost(now, started)
+    reason = bounded(lease._lost or "lost")
+    runner.record_lease_lost(now, started, reason)
     _log.warning(
         "Task %s: lease lost (token %d, %s); the run ended without its result counting",
         lease.task,
         lease.token,
-        lease._lost or "lost",
+        reason,
         extra={"task": lease.task},
     )
     if execution is not None:
@@ -392,5 +402,6 @@ def _end_lease_lost(
                 duration=now - started,
                 finished_at=now + _clock.wall_offset(loop),
                 error=None,
+                reason=reason,
             ),
         )
