@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tickwork import Execution, ExecutionResult, Scheduler, Snooze
+from tickwork import (
+    Execution,
+    ExecutionResult,
+    LeaseLostError,
+    Scheduler,
+    Snooze,
+    current_lease,
+)
 from tickwork.coordination import InProcessCoordinator, MemoryStore
 from tickwork.testing import DEFAULT_EPOCH, wait_for_runs, wait_until
 
@@ -337,3 +344,24 @@ async def test_fast_and_hooked_paths_report_the_same_snoozes(interval: float) ->
         status = fast.task_status("t")
     assert status.failures >= 1
     assert "snoozed" in states
+
+
+async def test_a_lease_lost_run_is_its_outcome_not_a_success() -> None:
+    """A coordinated run ending lease_lost shows that outcome and why, and is no last success."""
+
+    async def job() -> None:
+        lease = current_lease()
+        assert lease is not None
+        raise LeaseLostError(lease.task, lease.token, "refused by the data")
+
+    coordinator = InProcessCoordinator(MemoryStore(heartbeat=1.0), cluster="c", replica="r0")
+    async with Scheduler(coordinator=coordinator) as scheduler:
+        scheduler.schedule_task("t", 5.0, job)
+        await wait_until(lambda: scheduler.task_status("t").runs >= 1, timeout=10)
+        status = scheduler.task_status("t")
+    assert (status.last_outcome, status.last_outcome_reason) == (
+        "lease_lost",
+        "the body reported it",
+    )
+    assert status.last_success_at is None
+    assert status.failures == 0
