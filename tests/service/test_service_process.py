@@ -513,7 +513,7 @@ async def test_hanging_resource_release_is_bounded(start_service: StartService) 
     )
     code, elapsed = await service.stop()
     assert code == 1
-    assert elapsed < 2.0
+    assert elapsed < 2.5  # grace + 1 s, with slack for a loaded 2-core machine
     assert "Releasing the app's resources did not finish in time" in service.output
 
 
