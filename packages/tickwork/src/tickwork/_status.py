@@ -20,7 +20,8 @@ class TaskStatus:
 
     Attributes:
         name: The task's name.
-        interval: Seconds between one completion and the next start.
+        interval: Seconds between one completion and the next start; None for a calendar
+            task (``schedule_cron``).
         timeout: Seconds an execution may run, or None.
         state: ``"scheduled"`` (waiting for its next run) or ``"running"``. A plain function that
             timed out but whose thread has not returned yet is still ``"running"``: the next run
@@ -36,10 +37,15 @@ class TaskStatus:
             consecutive; None after a success.
         next_run_at: When the next execution is due, or None while one is running.
         running_for: Seconds the current execution has been running, or None.
+        schedule: For a calendar task ``{"kind": "cron", "expression": ..., "tz": ...}``;
+            None for an interval task.
+        skipped: A calendar task's instants that did not run: they passed while a run was
+            going, or were missed (suspend, downtime, a clock step) and coalesced into a newer
+            one or older than ``misfire_grace``. Always 0 for an interval task.
     """
 
     name: str
-    interval: float
+    interval: float | None
     timeout: float | None
     state: TaskState
     runs: int
@@ -52,6 +58,8 @@ class TaskStatus:
     last_error: str | None
     next_run_at: float | None
     running_for: float | None
+    schedule: dict[str, str] | None = None
+    skipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-safe dict, keyed by field name."""
