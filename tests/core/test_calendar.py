@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tickwork import CronSpec, Scheduler, SchedulerError
+from tickwork import CronSpec, Execution, ExecutionResult, Scheduler, SchedulerError
 from tickwork._extras import MissingExtraError
 from tickwork.testing import SimulatedCluster, VirtualTimeLoop, run, wait_for_runs
 
@@ -362,3 +362,60 @@ async def test_a_restarted_replica_never_reruns_an_instant_and_catches_up_a_miss
     await asyncio.sleep(120)
     await second.shutdown()
     assert starts == ["2026-01-01 01:00:00", "2026-01-01 02:30:00"]
+
+
+async def test_hooks_see_the_instant_as_due_time_and_a_timeout_as_the_outcome() -> None:
+    """A calendar run reaches the hooks like an interval run: due_at is the instant."""
+    seen: list[tuple[float, str]] = []
+
+    class Hook:
+        def on_start(self, execution: Execution) -> None:
+            pass
+
+        def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
+            seen.append((execution.due_at, result.outcome))
+
+    async def stuck() -> None:
+        await asyncio.sleep(600)
+
+    async with Scheduler(hooks=[Hook()]) as scheduler:
+        scheduler.schedule_cron("stuck", "0 * * * *", stuck, timeout=5)
+        await wait_for_runs(scheduler, "stuck", 1)
+        status = scheduler.task_status("stuck")
+    assert seen == [(at("2026-01-01 01:00"), "timeout")]
+    assert status.last_error == "TimeoutError: execution exceeded its timeout of 5 s"
+
+
+async def test_a_cluster_down_longer_than_the_grace_skips_the_missed_instant() -> None:
+    """A coordinated replica back 30 min after a missed 04:00 (grace 10 min) waits for 06:00."""
+    from tickwork.coordination import InProcessCoordinator, MemoryStore
+
+    store = MemoryStore()
+    starts: list[str] = []
+
+    def replica() -> Scheduler:
+        scheduler = Scheduler(coordinator=InProcessCoordinator(store, replica="r", ttl=30))
+        scheduler.schedule_cron("two-hourly", "0 */2 * * *", recorder(starts), misfire_grace=600)
+        return scheduler
+
+    first = replica()
+    await wait_for_runs(first, "two-hourly", 1)  # 02:00
+    await first.shutdown()
+    await asyncio.sleep(2 * 3600 + 1800)  # down over 04:00, back at 04:30
+    second = replica()
+    await asyncio.sleep(120)
+    assert starts == ["2026-01-01 02:00:00"]
+    assert second.task_status("two-hourly").skipped == 1
+    await wait_for_runs(second, "two-hourly", 1)
+    await second.shutdown()
+    assert starts == ["2026-01-01 02:00:00", "2026-01-01 06:00:00"]
+
+
+async def test_a_follower_shows_the_clusters_next_instant() -> None:
+    """On the replica that does not hold the task, next_run_at follows the instants too."""
+    cluster = SimulatedCluster(2, ttl=30)
+    cluster.schedule_cron("hourly", "0 * * * *", recorder([]))
+    await asyncio.sleep(2 * 3600 + 120)  # 02:02
+    for replica in cluster.replicas:
+        assert replica.scheduler.task_status("hourly").next_run_at == at("2026-01-01 03:00")
+    await cluster.shutdown()

@@ -267,8 +267,12 @@ class Scheduler:
           up under the same grace; an instant whose holder crashed mid-run runs again once,
           after its lease expired (fenced). The replicas' wall clocks must agree within 5 s.
 
+        Hooks see each run as for an interval task, with ``Execution.due_at`` the instant (or
+        the retry's start) and ``Execution.interval`` 0.0.
+
         Not guaranteed: instants are resolved to the minute, as in cron; a plain function that
-        timed out may still be running in its thread (the next run waits for it).
+        timed out may still be running in its thread (the next run waits for it); with a
+        coordinator, ``skipped`` counts what this replica saw (one per skipped grant).
 
         Args:
             name: Unique, non-empty name.
