@@ -426,6 +426,8 @@
     text(rec.lastOutcome, outcome ? OUTCOMES[outcome] || String(outcome) : "");
     classes(rec.lastOutcome, "outcome o-" + String(outcome).replace(/[^a-z_]/g, ""));
     const cron = t.schedule && t.schedule.kind === "cron" ? t.schedule : null;
+    classes(rec.interval, cron ? "num c-interval cron" : "num c-interval");
+    classes(rec.next, cron ? "num c-next cron" : "num c-next");
     if (cron) {  // a calendar task: the expression and its zone instead of an interval
       text(rec.interval, cron.expression + " " + cron.tz);
       title(rec.interval, "cron: " + cron.expression + " in " + cron.tz);
