@@ -419,3 +419,21 @@ async def test_a_follower_shows_the_clusters_next_instant() -> None:
     for replica in cluster.replicas:
         assert replica.scheduler.task_status("hourly").next_run_at == at("2026-01-01 03:00")
     await cluster.shutdown()
+
+
+async def test_a_pending_retry_is_not_moved_by_a_wall_clock_step() -> None:
+    """A clock stepped back 1 h while a retry waits: the retry still starts 1 s later."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    started: list[float] = []
+
+    async def fails_once() -> None:
+        started.append(loop.time())
+        if len(started) == 1:
+            loop.step_wall_clock(-3600)
+            raise RuntimeError("first attempt")
+
+    async with Scheduler() as scheduler:
+        scheduler.schedule_cron("t", "0 * * * *", fails_once, retries=1, max_backoff=60)
+        await wait_for_runs(scheduler, "t", 2)
+    assert started == [3600.0, 3601.0]

@@ -17,7 +17,8 @@ the body call, timeouts, status, hooks and failure logs are the interval tasks' 
     RUNNING  runner._execute; on its end, TaskRunner._wait asks wait_after_run():
          |  instants that passed during the run are skipped and counted (no overlap);
          |  a failure with retries left and time before the next instant -> retry after the
-         |  interval tasks' backoff (``max_backoff``); else next_at = first instant after now
+         |  interval tasks' backoff (``max_backoff``), timed on the loop's clock; else
+         |  next_at = first instant after now
          +--> SCHEDULED
 
 With a coordinator the instant is the task's due time in the store (``_coordinated``): the
@@ -67,6 +68,7 @@ class Calendar:
         "offset",
         "retries",
         "retry_at",
+        "retry_deadline",
         "skipped",
     )
 
@@ -90,7 +92,9 @@ class Calendar:
         self.cursor = wall  # epoch: every instant up to here ran or was counted as skipped
         self.instant: float | None = None  # epoch: the instant of the run in progress/last run
         self.attempts = 0  # runs of ``instant`` so far (1 + retries used)
-        self.retry_at: float | None = None  # epoch: a pending retry of ``instant``
+        self.retry_at: float | None = None  # epoch: a pending retry of ``instant`` (status)
+        # The same retry on the loop's clock: a short backoff must not move with a clock step.
+        self.retry_deadline = 0.0
         self.skipped = 0
 
     @property
@@ -160,10 +164,11 @@ class Calendar:
         self._new_offset()
         self.retry_at = None
         if runner.consecutive_failures and self.attempts <= self.retries:
-            retry = wall + self._backoff(runner.consecutive_failures)
-            if retry < self.next_at:
-                self.retry_at = retry
-                return retry - wall
+            backoff = self._backoff(runner.consecutive_failures)
+            if wall + backoff < self.next_at:
+                self.retry_at = wall + backoff
+                self.retry_deadline = runner._loop.time() + backoff
+                return backoff
         return self.next_run_at - wall
 
     def _backoff(self, failures: int) -> float:
@@ -195,11 +200,12 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
                 continue
             assert calendar.instant is not None
             due = now - (wall - calendar.instant)
-        elif wall < calendar.retry_at:
-            _park(runner, calendar, now, wall)
+        elif now < calendar.retry_deadline:
+            runner.deadline = calendar.retry_deadline
+            runner._timer = loop.call_at(calendar.retry_deadline, runner._spawn)
             return
         else:
-            due = now - (wall - calendar.retry_at)
+            due = calendar.retry_deadline
             calendar.retry_at = None
             calendar.attempts += 1
         runner.deadline = due  # Execution.due_at and lateness
