@@ -8,6 +8,7 @@ import tickwork.testing
 def test_tickwork_all_is_pinned() -> None:
     """tickwork exports exactly the documented names."""
     assert tickwork.__all__ == [
+        "CronSpec",
         "ErrorCode",
         "Execution",
         "ExecutionHook",

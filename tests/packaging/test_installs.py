@@ -38,7 +38,8 @@ def test_readme_library_example_runs_without_extras(core_venv: Venv, tmp_path: P
 
 def test_virtual_time_helpers_work_without_extras(core_venv: Venv, tmp_path: Path) -> None:
     """tickwork.testing runs the README's virtual-time example with tickwork alone."""
-    block = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)[1]
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    (block,) = [b for b in blocks if "wait_for_runs" in b]
     (tmp_path / "virtual.py").write_text(block + "\nprint(starts)\n")
     result = core_venv.run("python", "virtual.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -648,6 +648,39 @@ async def test_narrow_screen_shows_a_card_per_task_without_horizontal_scrolling(
     await page.screenshot(path=str(ARTIFACTS / "status-page-narrow.png"), full_page=True)
 
 
+CRON_TASK = outcome_task(
+    "nightly-report",
+    interval=None,
+    schedule={"kind": "cron", "expression": "0 3 * * *", "tz": "Europe/Rome"},
+    skipped=0,
+    next_run_at=NOW + 64_800.0,  # 2027-01-16 02:00 UTC, 03:00 in Rome
+)
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+async def test_a_calendar_task_shows_its_expression_zone_and_next_local_time(
+    start_service: StartService, page: Page, width: int
+) -> None:
+    """A cron task shows its expression and zone instead of an interval, and its next run in
+    its zone (on the row) and in UTC (on hover), wide and narrow."""
+    service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
+    await page.set_viewport_size({"width": width, "height": 900})
+    tasks = OUTCOME_STATUS["tasks"]
+    assert isinstance(tasks, list)
+    await serve_canned(page, service.url("/"), {**OUTCOME_STATUS, "tasks": [CRON_TASK, *tasks]})
+    await expect(cell(page, "nightly-report", 1)).to_have_text("0 3 * * * Europe/Rome")
+    await expect(cell(page, "nightly-report", 8)).to_have_text(re.compile(r"^in 18 h · 0?3[:.]00"))
+    await expect(cell(page, "nightly-report", 8)).to_have_attribute(
+        "title", re.compile(r"Europe/Rome \(2027-01-16 02:00 UTC\)$")
+    )
+    await expect(cell(page, "hourly", 1)).to_have_text("1 h")  # interval tasks unchanged
+    width_seen = await page.evaluate("document.documentElement.scrollWidth")
+    assert width_seen <= width, width_seen
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"status-page-cron-{width}.png"), full_page=True)
+
+
 CLUSTER = {
     "backend": "postgresql",
     "cluster": "miauflix.app:setup",

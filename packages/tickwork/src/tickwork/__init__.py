@@ -22,6 +22,7 @@ on virtual time.
 """
 
 from tickwork._bind import bind
+from tickwork._cron import CronSpec
 from tickwork._errors import ErrorCode, SchedulerError
 from tickwork._hooks import Execution, ExecutionHook, ExecutionResult, Outcome
 from tickwork._lease import Lease, LeaseLostError, current_lease
@@ -32,6 +33,7 @@ from tickwork._status import ShutdownReport, TaskState, TaskStatus
 from tickwork._version import __version__
 
 __all__ = [
+    "CronSpec",
     "ErrorCode",
     "Execution",
     "ExecutionHook",

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickwork import _clock
+from tickwork._calendar import sleep_cap
 from tickwork._execution import _Timeout
 from tickwork._hooks import ExecutionResult, call_finish, call_start
 from tickwork._lease import Lease, LeaseLostError, _current
@@ -217,11 +218,14 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
     await coordination.wait_started()
     retry = _RETRY_MIN
     declared = False
+    calendar = runner._calendar  # a cron task: the instant is the due time (see _calendar)
     while not runner.cancelled:
         if runner.state == "snoozed":
             runner.state = "scheduled"  # the snooze's wait is over; a peer may take the task
         if not declared:
             decl = TaskDecl(name, runner.interval, runner.run_immediately)
+            if calendar is not None:  # first due at the next instant
+                decl = calendar.declaration(runner, _clock.wall_time(loop))
             declared = not isinstance(
                 await coordination.call("declare", coordinator.declare([decl])), _Failed
             )
@@ -238,7 +242,13 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
         elif isinstance(answer, Busy):
             retry = _RETRY_MIN
             wait = answer.wait if answer.holder is None else min(answer.wait, _HANDOVER_POLL)
+            if calendar is not None:
+                calendar.follow(_clock.wall_time(loop))
             wait += random.uniform(0.0, _BUSY_JITTER)
+        elif calendar is not None and not calendar.take_grant(_clock.wall_time(loop)):
+            retry = _RETRY_MIN  # an instant older than the grace: skipped, due at the next
+            wait = calendar.next_run_at - _clock.wall_time(loop)
+            wait = await _release(coordination, answer, max(0.0, wait), 0, "skipped") or 0.0
         else:
             retry = _RETRY_MIN
             try:
@@ -250,6 +260,8 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
                 return
         if runner.cancelled:
             return
+        if calendar is not None:
+            wait = sleep_cap(wait)  # re-read the wall clock at least every minute
         await runner.sleep(wait)
 
 

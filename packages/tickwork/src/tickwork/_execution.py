@@ -65,6 +65,10 @@ record: ``_coordinated.run_coordinated`` (drawn in its module) acquires a lease 
 and takes every wait from the coordinator; it uses this class's body call and bookkeeping
 (``_call_body``, ``_end``, ``_join_thread``), so status, hooks and failure logs are the same.
 
+Calendar tasks (``schedule_cron``) run ``_calendar.run_calendar`` (drawn in its module) on the
+same record: it computes each start from the cron expression and calls ``_execute``;
+``_wait`` asks the calendar for the wait after a run (retry or next instant).
+
 cancel() (``cancel_task``, ``shutdown``, or the body cancelling its own task): no further
 start. A waiting runner leaves at once (timer cancelled, sleep woken); a running body finishes,
 is recorded, and is not rescheduled. ``shutdown`` may then cancel the asyncio task itself.
@@ -96,6 +100,7 @@ from tickwork._threads import pool
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator
 
+    from tickwork._calendar import Calendar
     from tickwork._coordinated import Coordination
     from tickwork._scheduler import Scheduler
 
@@ -135,6 +140,7 @@ class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
+        "_calendar",
         "_coordination",
         "_failure_log",
         "_fn",
@@ -177,9 +183,11 @@ class TaskRunner:
         max_backoff: float | None,
         run_immediately: bool,
         coordination: Coordination | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._coordination = coordination
+        self._calendar = calendar  # a cron task: _calendar computes its starts
         self.run_immediately = run_immediately
         self._loop = loop
         self._fn = fn
@@ -209,7 +217,7 @@ class TaskRunner:
         self._timer: asyncio.Handle | None = None  # the parked wait's TimerHandle
         self._wakeup: asyncio.Future[None] | None = None  # the short wait's future
         self._thread: asyncio.Future[Any] | None = None  # a plain function's run in its thread
-        if run_immediately or coordination is not None:
+        if run_immediately or coordination is not None or calendar is not None:
             # A coordinated task asks the coordinator at once: the store decides when it is due.
             self._timer = loop.call_soon(self._spawn)
         else:
@@ -248,9 +256,13 @@ class TaskRunner:
             outcome = "success" if self.runs else None
             reason = None
             last_success = self.last_finished
+        next_run_at = None if running or self.cancelled else self.deadline + offset
+        calendar = self._calendar
+        if calendar is not None:  # a cron task: the next instant, in wall time
+            next_run_at = None if running or self.cancelled else calendar.next_run_at
         return TaskStatus(
             name=self.name,
-            interval=self.interval,
+            interval=None if calendar is not None else self.interval,
             timeout=self._timeout,
             state=self.state,
             runs=self.runs,
@@ -261,10 +273,12 @@ class TaskRunner:
             last_success_at=None if last_success is None else last_success + offset,
             last_duration=self.last_duration,
             last_error=self.last_error,
-            next_run_at=None if running or self.cancelled else self.deadline + offset,
+            next_run_at=next_run_at,
             running_for=max(0.0, now - started) if running and started is not None else None,
             last_outcome=outcome,
             last_outcome_reason=reason,
+            schedule=None if calendar is None else calendar.cron.describe(),
+            skipped=0 if calendar is None else calendar.skipped,
         )
 
     # -- the loop ------------------------------------------------------------------------------
@@ -279,6 +293,10 @@ class TaskRunner:
             from tickwork._coordinated import run_coordinated
 
             main = run_coordinated(self, self._coordination)
+        elif self._calendar is not None:
+            from tickwork._calendar import run_calendar
+
+            main = run_calendar(self, self._calendar)
         else:
             main = self._main()
         self._scheduler._own(self._loop.create_task(main), self)
@@ -626,6 +644,8 @@ class TaskRunner:
 
     def _wait(self) -> float:
         """Seconds from a completion to the next start: interval, backoff, jitter."""
+        if self._calendar is not None:
+            return self._calendar.wait_after_run(self)
         wait = self.interval
         failures = self.consecutive_failures
         if failures and self._max_backoff is not None:

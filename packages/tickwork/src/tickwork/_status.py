@@ -31,7 +31,8 @@ class TaskStatus:
 
     Attributes:
         name: The task's name.
-        interval: Seconds between one completion and the next start.
+        interval: Seconds between one completion and the next start; None for a calendar
+            task (``schedule_cron``).
         timeout: Seconds an execution may run, or None.
         state: ``"scheduled"`` (waiting for its next run), ``"running"``, or ``"snoozed"``
             (waiting for the next run after a :class:`tickwork.Snooze`). A plain function that
@@ -54,13 +55,19 @@ class TaskStatus:
         last_outcome_reason: That outcome in words, at most 500 characters: a failure's
             ``"Type: message"``, the timeout's message, the snooze's reason, why the lease was
             lost; None after a success.
+        schedule: For a calendar task ``{"kind": "cron", "expression": ..., "tz": ...}``;
+            None for an interval task.
+        skipped: A calendar task's instants that did not run: they passed while a run was
+            going, or were missed (suspend, downtime, a clock step) and coalesced into a newer
+            one or older than ``misfire_grace``. Always 0 for an interval task.
 
     .. versionchanged:: 0.3.0
-       ``last_outcome``, ``last_outcome_reason`` and the state ``"snoozed"``.
+       ``last_outcome``, ``last_outcome_reason``, the state ``"snoozed"``, ``schedule`` and
+       ``skipped``.
     """
 
     name: str
-    interval: float
+    interval: float | None
     timeout: float | None
     state: TaskState
     runs: int
@@ -75,6 +82,8 @@ class TaskStatus:
     running_for: float | None
     last_outcome: Outcome | None = None
     last_outcome_reason: str | None = None
+    schedule: dict[str, str] | None = None
+    skipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-safe dict, keyed by field name."""

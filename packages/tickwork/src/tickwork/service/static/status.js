@@ -48,6 +48,18 @@
   function show(node, visible) {
     if (node.hidden === visible) node.hidden = !visible;
   }
+  // A calendar task's next run in its zone: "03:00" (short), or "02/01/2026, 03:00
+  // Europe/Rome (2026-01-02 02:00 UTC)".
+  function whenIn(epoch, tz, short) {
+    const at = new Date(epoch * 1000);
+    const fmt = short ? { timeStyle: "short" } : { dateStyle: "short", timeStyle: "short" };
+    let local;
+    try { local = at.toLocaleString([], Object.assign({ timeZone: tz }, fmt)); }
+    catch (e) { local = at.toLocaleString([], fmt); }
+    if (short) return local;
+    return local + " " + tz + " (" + at.toISOString().slice(0, 16).replace("T", " ") + " UTC)";
+  }
+
   function title(node, value) {
     if (node.title !== value) node.title = value;
   }
@@ -452,7 +464,16 @@
     }
     text(rec.lastOutcome, outcome ? OUTCOMES[outcome] || String(outcome) : "");
     classes(rec.lastOutcome, "outcome o-" + String(outcome).replace(/[^a-z_]/g, ""));
-    text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
+    const cron = t.schedule && t.schedule.kind === "cron" ? t.schedule : null;
+    classes(rec.interval, cron ? "num c-interval cron" : "num c-interval");
+    classes(rec.next, cron ? "num c-next cron" : "num c-next");
+    if (cron) {  // a calendar task: the expression and its zone instead of an interval
+      text(rec.interval, cron.expression + " " + cron.tz);
+      title(rec.interval, "cron: " + cron.expression + " in " + cron.tz);
+    } else {
+      text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
+      title(rec.interval, "");
+    }
     text(rec.runsCell, String(t.runs));
     text(rec.failCell, String(t.failures));
     text(rec.rowCell, String(t.consecutive_failures));
@@ -463,7 +484,9 @@
       const due = t.next_run_at - now;
       next = due > 0 ? dueIn(due) : "due";
     }
+    if (cron && next !== "–") next += " · " + whenIn(t.next_run_at, cron.tz, true);
     text(rec.next, next);
+    title(rec.next, cron && next !== "–" ? whenIn(t.next_run_at, cron.tz, false) : "");
     const error = t.last_error == null ? "" : String(t.last_error);
     show(rec.details, error !== "");
     text(rec.summary, clip(error.split("\n", 1)[0], 90));
