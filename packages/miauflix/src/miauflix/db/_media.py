@@ -23,10 +23,14 @@ from miauflix.db._types import UtcDateTime, require_aware
 from miauflix.db._upsert import dialect_insert, in_chunks, returned_count
 
 __all__ = [
+    "clear_movie_details_retry",
     "get_movie_by_tmdb_id",
     "get_show_by_tmdb_id",
     "mark_season_synced",
+    "movie_details_failures",
+    "movies_due_for_details",
     "pick_season_to_sync",
+    "record_movie_details_failure",
     "record_season_sync_failure",
     "stored_movie_ids",
     "upsert_episodes",
@@ -369,6 +373,68 @@ async def record_season_sync_failure(
         .returning(Season.sync_failures)
     )
     return returned_count(result.scalar_one_or_none(), "season_id", season_id)
+
+
+async def record_movie_details_failure(
+    session: AsyncSession, tmdb_id: int, *, next_attempt_at: datetime | None
+) -> int:
+    """Count a failed details fetch of a changed movie and set its next attempt.
+
+    Args:
+        session: The session.
+        tmdb_id: The movie's TMDB id.
+        next_attempt_at: When `syncMovies` tries it again (aware); None gives up on it.
+
+    Returns:
+        The movie's consecutive details failures, this one included.
+
+    Raises:
+        ValueError: `next_attempt_at` is naive.
+        LookupError: No movie has this TMDB id.
+    """
+    if next_attempt_at is not None:
+        next_attempt_at = require_aware("next_attempt_at", next_attempt_at)
+    result = await session.execute(
+        update(Movie)
+        .where(Movie.tmdb_id == tmdb_id)
+        .values(
+            details_failures=Movie.details_failures + 1, next_details_attempt_at=next_attempt_at
+        )
+        .returning(Movie.details_failures)
+    )
+    return returned_count(result.scalar_one_or_none(), "tmdb_id", tmdb_id)
+
+
+async def clear_movie_details_retry(session: AsyncSession, tmdb_id: int) -> None:
+    """Take a movie off the details retry queue (its details were fetched, or it is gone)."""
+    await session.execute(
+        update(Movie)
+        .where(Movie.tmdb_id == tmdb_id, Movie.details_failures != 0)
+        .values(details_failures=0, next_details_attempt_at=None)
+    )
+
+
+async def movies_due_for_details(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
+    """Return the TMDB ids of movies whose details retry is due, oldest due first, at most
+    `limit`."""
+    rows = await session.scalars(
+        select(Movie.tmdb_id)
+        .where(Movie.next_details_attempt_at <= require_aware("now", now))
+        .order_by(Movie.next_details_attempt_at, Movie.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def movie_details_failures(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, int]:
+    """Map each stored TMDB id among `tmdb_ids` to its current details failure streak."""
+    found: dict[int, int] = {}
+    for chunk in in_chunks(sorted(set(tmdb_ids))):
+        rows = await session.execute(
+            select(Movie.tmdb_id, Movie.details_failures).where(Movie.tmdb_id.in_(chunk))
+        )
+        found.update((tmdb_id, failures) for tmdb_id, failures in rows.all())
+    return found
 
 
 async def get_movie_by_tmdb_id(session: AsyncSession, tmdb_id: int) -> Movie | None:

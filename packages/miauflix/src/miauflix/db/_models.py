@@ -11,6 +11,7 @@ queue                      due when                        leaves the queue when
 =========================  ==============================  ===============================
 movie source search        movie.next_source_search_at     sources were found
 movie source resync        movie.next_resync_at            no source lacks date or type
+movie details retry        movie.next_details_attempt_at   its details were fetched
 season sync                season.next_sync_attempt_at     the season is synced
 source .torrent file       movie_source.next_file_attempt_at  the file is stored
 source tracker stats       movie_source.next_stats_check_at   never (re-armed after a check)
@@ -136,6 +137,10 @@ class Movie(Base):
     source_search_failures: Mapped[int] = mapped_column(default=0)
     next_resync_at: Mapped[datetime | None]
     resync_attempts: Mapped[int] = mapped_column(default=0)
+    # A changed movie whose details kept failing: `syncMovies` retries it then (the day's
+    # checkpoint has moved past its change).
+    next_details_attempt_at: Mapped[datetime | None]
+    details_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -153,6 +158,7 @@ class Movie(Base):
             postgresql_where=text("imdb_id IS NOT NULL"),
         ),
         Index("ix_movie_next_resync_at", "next_resync_at"),
+        Index("ix_movie_next_details_attempt_at", "next_details_attempt_at"),
     )
 
     def __repr__(self) -> str:
