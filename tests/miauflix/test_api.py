@@ -17,6 +17,7 @@ from miauflix.db import (
     MediaListData,
     MovieData,
     ShowData,
+    TranslationData,
     replace_media_list,
     upsert_movie,
     upsert_show,
@@ -106,3 +107,30 @@ async def test_bad_paging_is_400_and_unknown_ids_404(
 
     assert answer.status_code == status
     assert answer.json()["error"].startswith(error)
+
+
+async def test_a_movie_answers_in_the_language_asked_when_translated(
+    database: Database, client: httpx.AsyncClient
+) -> None:
+    """`lang=es` gives the Spanish texts; an untranslated language the English ones."""
+    spanish = (TranslationData("es", title="Hola", overview="", tagline="Eslogan"),)
+    async with database.session() as session:
+        await upsert_movie(
+            session,
+            MovieData(5, "Hello", overview="Plot", tagline="Tag", translations=spanish),
+            now=NOW,
+        )
+
+    es = (await client.get("/api/movies/5", params={"lang": "es-MX"})).json()
+    de = (await client.get("/api/movies/5", params={"lang": "de"})).json()
+    bad = await client.get("/api/movies/5", params={"lang": "spanish"})
+
+    assert (es["language"], es["title"], es["overview"], es["tagline"]) == (
+        "es",
+        "Hola",
+        "Plot",
+        "Eslogan",
+    )
+    assert es["languages"] == ["en", "es"]
+    assert (de["language"], de["title"]) == ("en", "Hello")
+    assert bad.status_code == 400

@@ -340,6 +340,10 @@ async def test_read_api_serves_what_the_demo_built(
         for source in sources:
             assert source["magnet"].startswith(f"magnet:?xt=urn:btih:{source['info_hash']}")
             assert "&tr=" in source["magnet"]
+        assert movie["logo_url"] is not None
+        assert movie["languages"] == ["en", "es", "fr"]
+        spanish = (await client.get(service.url(f"/api/movies/{movie_id}?lang=es"))).json()
+        assert spanish["title"] == f"{movie['title']} [es]"
         missing = await client.get(service.url("/api/movies/1"))
         assert (missing.status_code, missing.json()) == (404, {"error": "unknown movie"})
 
@@ -350,9 +354,15 @@ async def test_read_api_serves_what_the_demo_built(
         )
         show = (await client.get(service.url(f"/api/shows/{show_id}"))).json()
         assert number in [season["season_number"] for season in show["seasons"]]
+        assert show["tagline"]
+        assert show["type"] in {"Scripted", "Miniseries"}
+        assert isinstance(show["in_production"], bool)
+        assert show["episode_run_time"] > 0
         season = (await client.get(service.url(f"/api/shows/{show_id}/seasons/{number}"))).json()
         assert season["synced"] is True
         assert len(season["episodes"]) == episodes
+        assert season["poster_url"] is not None
+        assert all(episode["still_url"] for episode in season["episodes"])
         gone = await client.get(service.url(f"/api/shows/{show_id}/seasons/999"))
         assert gone.status_code == 404
         code, _ = await service.stop()

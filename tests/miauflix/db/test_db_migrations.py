@@ -20,6 +20,7 @@ TABLES = {
     "movie_genre",
     "movie_source",
     "movie_source_file",
+    "movie_translation",
     "season",
     "show_genre",
     "sync_state",

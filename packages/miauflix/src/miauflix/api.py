@@ -10,14 +10,17 @@ route                                  answer
 `/api/lists`                           `{"lists": [{slug, name, description, item_count}]}`
 `/api/lists/{slug}?page=&per_page=`    `{items: [{tmdb_id, kind, title}], page, per_page,
                                        total}`; `page` from 1, `per_page` 1-100 (20)
-`/api/movies/{tmdb_id}`                the movie, its genres, its sources best first (each
+`/api/movies/{tmdb_id}?lang=`          the movie (texts in `lang` when a translation is
+                                       stored), its genres, its sources best first (each
                                        with `info_hash`, `magnet`, quality, size, seeders,
                                        leechers, `file_stored`)
 `/api/shows/{tmdb_id}`                 the show and its seasons
 `/api/shows/{tmdb_id}/seasons/{n}`     one season and its episodes
 =====================================  ===================================================
 
-An unknown slug or id answers 404 `{"error": ...}`; a bad `page` or `per_page` 400.
+An unknown slug or id answers 404 `{"error": ...}`; a bad `page`, `per_page` or `lang` 400.
+`lang` is an ISO 639-1 code (`es`); a language without a translation answers the English
+texts, and `language` in the answer says which one it is.
 """
 
 from __future__ import annotations
@@ -82,10 +85,11 @@ def read_routes(database: Database) -> list[Route]:
 
     async def movie(request: Request) -> Response:
         tmdb_id = request.path_params["tmdb_id"]
+        lang = _lang_param(request)
         if tmdb_id > _MAX_ID:
             return _found(None, "unknown movie")
         async with database.read_session() as session:
-            document = await movie_document(session, tmdb_id)
+            document = await movie_document(session, tmdb_id, lang=lang)
         return _found(document, "unknown movie")
 
     async def show(request: Request) -> Response:
@@ -136,6 +140,17 @@ def _int_param(
     if value is None or value < minimum or (maximum is not None and value > maximum):
         raise _BadRequest(f"{name} must be an integer {bounds}, got {raw[:20]!r}")
     return value
+
+
+def _lang_param(request: Request) -> str | None:
+    raw = request.query_params.get("lang")
+    if raw is None:
+        return None
+    # "es" or "es-MX": translations are stored per language, so the region is dropped.
+    language = raw.split("-", 1)[0].lower()
+    if not (len(language) == 2 and language.isascii() and language.isalpha()):
+        raise _BadRequest(f"lang must be an ISO 639-1 code such as 'es', got {raw[:20]!r}")
+    return language
 
 
 def _answers_400(

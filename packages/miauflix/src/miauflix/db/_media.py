@@ -14,10 +14,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, false, func, literal, select, update
+from sqlalchemy import insert as insert_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from miauflix.db._models import Episode, Genre, Movie, Season, TvShow, movie_genre, show_genre
+from miauflix.db._models import (
+    Episode,
+    Genre,
+    Movie,
+    MovieTranslation,
+    Season,
+    TvShow,
+    movie_genre,
+    show_genre,
+)
 from miauflix.db._records import EpisodeData, GenreData, MovieData, SeasonData, ShowData
 from miauflix.db._types import UtcDateTime, require_aware
 from miauflix.db._upsert import dialect_insert, in_chunks, returned_count
@@ -112,11 +122,13 @@ async def upsert_movie(session: AsyncSession, data: MovieData, *, now: datetime)
         "poster_url": data.poster_url,
         "backdrop_url": data.backdrop_url,
         "trailer_code": data.trailer_code,
+        "logo_url": data.logo_url,
         "updated_at": now,
     }
     insert = dialect_insert(session, Movie)
     set_: dict[str, Any] = {name: insert.excluded[name] for name in fields}
     set_["imdb_id"] = func.coalesce(insert.excluded.imdb_id, Movie.imdb_id)
+    set_["logo_url"] = func.coalesce(insert.excluded.logo_url, Movie.logo_url)
     statement = (
         insert.values(
             tmdb_id=data.tmdb_id,
@@ -131,6 +143,23 @@ async def upsert_movie(session: AsyncSession, data: MovieData, *, now: datetime)
     movie_id: int = (await session.execute(statement)).scalar_one()
     if data.genre_ids is not None:
         await _replace_genres(session, movie_genre, "movie_id", movie_id, data.genre_ids)
+    if data.translations is not None:
+        await session.execute(delete(MovieTranslation).where(MovieTranslation.movie_id == movie_id))
+        rows = {t.language: t for t in data.translations}  # one per language: the last wins
+        if rows:
+            await session.execute(
+                insert_rows(MovieTranslation),
+                [
+                    {
+                        "movie_id": movie_id,
+                        "language": t.language,
+                        "title": t.title,
+                        "overview": t.overview,
+                        "tagline": t.tagline,
+                    }
+                    for t in rows.values()
+                ],
+            )
     return movie_id
 
 
@@ -164,11 +193,22 @@ async def upsert_show(session: AsyncSession, data: ShowData, *, now: datetime) -
         "status": data.status,
         "poster_url": data.poster_url,
         "backdrop_url": data.backdrop_url,
+        "tagline": data.tagline,
+        "type": data.type,
+        "in_production": data.in_production,
+        "episode_run_time": data.episode_run_time,
         "updated_at": now,
     }
+    if data.tagline is None:
+        fields["tagline"] = ""
     insert = dialect_insert(session, TvShow)
     set_: dict[str, Any] = {name: insert.excluded[name] for name in fields}
     set_["imdb_id"] = func.coalesce(insert.excluded.imdb_id, TvShow.imdb_id)
+    # A list's show summary has none of these: keep what the show's details stored.
+    for name in ("type", "in_production", "episode_run_time"):
+        set_[name] = func.coalesce(insert.excluded[name], getattr(TvShow, name))
+    if data.tagline is None:
+        set_["tagline"] = TvShow.tagline
     statement = (
         insert.values(tmdb_id=data.tmdb_id, created_at=now, **fields)
         .on_conflict_do_update(index_elements=[TvShow.tmdb_id], set_=set_)

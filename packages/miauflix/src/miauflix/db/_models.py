@@ -56,6 +56,7 @@ __all__ = [
     "Movie",
     "MovieSource",
     "MovieSourceFile",
+    "MovieTranslation",
     "Season",
     "SyncState",
     "TvShow",
@@ -130,6 +131,7 @@ class Movie(Base):
     poster_url: Mapped[str | None] = mapped_column(String(512))
     backdrop_url: Mapped[str | None] = mapped_column(String(512))
     trailer_code: Mapped[str | None] = mapped_column(String(64))  # a YouTube video key
+    logo_url: Mapped[str | None] = mapped_column(String(512))
     # Content directories already asked for sources, in the order they were first asked.
     searched_directories: Mapped[list[str]] = mapped_column(JSON, default=list)
     last_source_search_at: Mapped[datetime | None]
@@ -145,6 +147,9 @@ class Movie(Base):
     updated_at: Mapped[datetime]
 
     genres: Mapped[list[Genre]] = relationship(secondary=movie_genre, order_by=Genre.id)
+    translations: Mapped[list[MovieTranslation]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MovieTranslation.language"
+    )
     sources: Mapped[list[MovieSource]] = relationship(
         back_populates="movie", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -165,6 +170,20 @@ class Movie(Base):
         return f"<Movie id={self.id} tmdb_id={self.tmdb_id} title={self.title!r}>"
 
 
+class MovieTranslation(Base):
+    """A movie's title, overview and tagline in one language (TMDB's translations)."""
+
+    __tablename__ = "movie_translation"
+
+    movie_id: Mapped[int] = mapped_column(
+        ForeignKey("movie.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)  # ISO 639-1
+    title: Mapped[str] = mapped_column(String(512), default="")
+    overview: Mapped[str] = mapped_column(Text, default="")
+    tagline: Mapped[str] = mapped_column(String(512), default="")
+
+
 class TvShow(Base):
     """A TV show from TMDB."""
 
@@ -181,6 +200,10 @@ class TvShow(Base):
     rating: Mapped[float] = mapped_column(Float, default=0.0)
     vote_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(64), default="")  # TMDB's, e.g. "Ended"
+    tagline: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    type: Mapped[str | None] = mapped_column(String(64))  # TMDB's, e.g. "Scripted"
+    in_production: Mapped[bool | None] = mapped_column(Boolean)
+    episode_run_time: Mapped[int | None]  # minutes, TMDB's first figure
     poster_url: Mapped[str | None] = mapped_column(String(512))
     backdrop_url: Mapped[str | None] = mapped_column(String(512))
     watching: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

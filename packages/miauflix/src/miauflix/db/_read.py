@@ -21,6 +21,7 @@ from miauflix.db._models import (
     Movie,
     MovieSource,
     MovieSourceFile,
+    MovieTranslation,
     Season,
     TvShow,
 )
@@ -109,15 +110,28 @@ def _genres(genres: list[Genre]) -> list[Document]:
     return [{"id": genre.id, "name": genre.name} for genre in genres]
 
 
-async def movie_document(session: AsyncSession, tmdb_id: int) -> Document | None:
-    """A movie with its genres and its sources best first, or None for an unknown id."""
+async def movie_document(
+    session: AsyncSession, tmdb_id: int, *, lang: str | None = None
+) -> Document | None:
+    """A movie with its genres and its sources best first, or None for an unknown id.
+
+    With `lang` (ISO 639-1) and a stored translation in that language, `title`, `overview`
+    and `tagline` are the translated ones (each falling back to the original when the
+    translation leaves it empty); `language` says which language the texts are in ("en"
+    otherwise), `languages` lists the translations stored.
+    """
     movie = (
         await session.scalars(
-            select(Movie).options(selectinload(Movie.genres)).where(Movie.tmdb_id == tmdb_id)
+            select(Movie)
+            .options(selectinload(Movie.genres), selectinload(Movie.translations))
+            .where(Movie.tmdb_id == tmdb_id)
         )
     ).one_or_none()
     if movie is None:
         return None
+    translation: MovieTranslation | None = next(
+        (t for t in movie.translations if t.language == lang), None
+    )
     sources = await list_movie_sources(session, movie.id)
     stored = set(
         (
@@ -131,10 +145,12 @@ async def movie_document(session: AsyncSession, tmdb_id: int) -> Document | None
     return {
         "tmdb_id": movie.tmdb_id,
         "imdb_id": movie.imdb_id,
-        "title": movie.title,
+        "language": "en" if translation is None else translation.language,
+        "languages": ["en", *(t.language for t in movie.translations)],
+        "title": (translation and translation.title) or movie.title,
         "original_title": movie.original_title,
-        "overview": movie.overview,
-        "tagline": movie.tagline,
+        "overview": (translation and translation.overview) or movie.overview,
+        "tagline": (translation and translation.tagline) or movie.tagline,
         "release_date": _iso(movie.release_date),
         "runtime": movie.runtime,
         "popularity": movie.popularity,
@@ -142,6 +158,7 @@ async def movie_document(session: AsyncSession, tmdb_id: int) -> Document | None
         "vote_count": movie.vote_count,
         "poster_url": movie.poster_url,
         "backdrop_url": movie.backdrop_url,
+        "logo_url": movie.logo_url,
         "trailer_code": movie.trailer_code,
         "genres": _genres(movie.genres),
         "sources": [_source(source, source.id in stored) for source in sources],
@@ -181,8 +198,12 @@ async def show_document(session: AsyncSession, tmdb_id: int) -> Document | None:
         "name": show.name,
         "original_name": show.original_name,
         "overview": show.overview,
+        "tagline": show.tagline,
         "first_air_date": _iso(show.first_air_date),
         "status": show.status,
+        "type": show.type,
+        "in_production": show.in_production,
+        "episode_run_time": show.episode_run_time,
         "popularity": show.popularity,
         "rating": show.rating,
         "vote_count": show.vote_count,

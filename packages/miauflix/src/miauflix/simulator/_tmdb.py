@@ -180,6 +180,8 @@ def tmdb_routes(context: Context) -> list[Route]:
         if isinstance(minimum, Response):
             return minimum
         chosen = [show for show in catalogue.shows if show.vote_count >= minimum]
+        if request.query_params.get("include_null_first_air_dates") == "false":
+            chosen = [show for show in chosen if show.first_air_date is not None]
         chosen.sort(key=lambda s: (s.popularity, s.tmdb_id), reverse=True)
         return _paginated([show_summary(show) for show in chosen], page)
 
