@@ -14,11 +14,14 @@ import pytest
 from miauflix.api import read_routes
 from miauflix.db import (
     Database,
+    GenreData,
     MediaListData,
     MovieData,
     ShowData,
     TranslationData,
     replace_media_list,
+    upsert_genre_translations,
+    upsert_genres,
     upsert_movie,
     upsert_show,
 )
@@ -134,3 +137,20 @@ async def test_a_movie_answers_in_the_language_asked_when_translated(
     assert es["languages"] == ["en", "es"]
     assert (de["language"], de["title"]) == ("en", "Hello")
     assert bad.status_code == 400
+
+
+async def test_genres_are_named_in_the_language_asked_where_stored(
+    database: Database, client: httpx.AsyncClient
+) -> None:
+    """`lang=es` names a genre in Spanish where stored, in English otherwise."""
+    async with database.session() as session:
+        await upsert_genres(session, [GenreData(18, "Drama"), GenreData(35, "Comedy")])
+        await upsert_genre_translations(session, "es", [GenreData(18, "Drama (es)")])
+        await upsert_movie(session, MovieData(5, "Hello", genre_ids=(18, 35)), now=NOW)
+        await upsert_show(session, ShowData(6, "Show", genre_ids=(18,)), now=NOW)
+
+    movie = (await client.get("/api/movies/5", params={"lang": "es"})).json()
+    show = (await client.get("/api/shows/6", params={"lang": "es"})).json()
+
+    assert movie["genres"] == [{"id": 18, "name": "Drama (es)"}, {"id": 35, "name": "Comedy"}]
+    assert show["genres"] == [{"id": 18, "name": "Drama (es)"}]

@@ -284,3 +284,12 @@ async def test_setup_says_which_trackers_are_used(
     assert len(lines) == 1
     assert lines[0].startswith(expected)
     assert app.settings.tracker_urls == (() if env else simulated)
+
+
+def test_genre_languages_default_to_spanish_and_french_and_are_checked() -> None:
+    """`MIAUFLIX_LANGUAGES` defaults to es,fr, may be empty, and rejects a non-ISO code."""
+    assert Settings.from_env({}).languages == ("es", "fr")
+    assert Settings.from_env({"MIAUFLIX_LANGUAGES": " DE, it ,de"}).languages == ("de", "it")
+    assert Settings.from_env({"MIAUFLIX_LANGUAGES": ""}).languages == ()
+    with pytest.raises(SettingsError, match=r"MIAUFLIX_LANGUAGES .* got 'spanish'"):
+        Settings.from_env({"MIAUFLIX_LANGUAGES": "spanish"})

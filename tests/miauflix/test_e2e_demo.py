@@ -344,6 +344,7 @@ async def test_read_api_serves_what_the_demo_built(
         assert movie["languages"] == ["en", "es", "fr"]
         spanish = (await client.get(service.url(f"/api/movies/{movie_id}?lang=es"))).json()
         assert spanish["title"] == f"{movie['title']} [es]"
+        assert all(genre["name"].endswith(" [es]") for genre in spanish["genres"])
         missing = await client.get(service.url("/api/movies/1"))
         assert (missing.status_code, missing.json()) == (404, {"error": "unknown movie"})
 

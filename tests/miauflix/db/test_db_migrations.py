@@ -13,6 +13,7 @@ from miauflix.db import Base, Database, open_database
 TABLES = {
     "episode",
     "genre",
+    "genre_translation",
     "media_list",
     "media_list_movie",
     "media_list_show",

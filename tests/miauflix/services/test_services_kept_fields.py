@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from miauflix.db import (
     Database,
     Episode,
+    GenreTranslation,
     Movie,
     MovieData,
     Season,
@@ -21,10 +22,11 @@ from miauflix.db import (
     upsert_season,
     upsert_show,
 )
+from miauflix.providers import Providers
 from miauflix.services import ListSynchronizer, MediaService
 from miauflix.simulator import Simulator
 
-from .conftest import SIM_NOW
+from .conftest import SIM_NOW, FakeClock, no_sleep
 
 NOW = dt.datetime.fromtimestamp(SIM_NOW, dt.UTC)
 
@@ -122,3 +124,23 @@ async def test_a_list_summary_keeps_what_only_the_details_carry(database: Databa
         True,
         42,
     )
+
+
+async def test_genre_names_are_kept_in_each_configured_language(
+    database: Database, providers: Providers, clock: FakeClock
+) -> None:
+    """refreshLists with languages es and fr keeps each genre's name in both."""
+    lists = ListSynchronizer(
+        database, providers.tmdb, clock=clock, sleep=no_sleep, languages=("es", "fr")
+    )
+
+    await lists.synchronize()
+
+    async with database.session() as session:
+        names = {
+            (t.genre_id, t.language): t.name
+            for t in (await session.scalars(select(GenreTranslation))).all()
+        }
+    assert names[(18, "es")] == "Drama [es]"
+    assert names[(10765, "fr")] == "Sci-Fi & Fantasy [fr]"
+    assert {language for _, language in names} == {"es", "fr"}

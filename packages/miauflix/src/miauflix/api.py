@@ -14,13 +14,13 @@ route                                  answer
                                        stored), its genres, its sources best first (each
                                        with `info_hash`, `magnet`, quality, size, seeders,
                                        leechers, `file_stored`)
-`/api/shows/{tmdb_id}`                 the show and its seasons
+`/api/shows/{tmdb_id}?lang=`           the show (genres named in `lang`) and its seasons
 `/api/shows/{tmdb_id}/seasons/{n}`     one season and its episodes
 =====================================  ===================================================
 
 An unknown slug or id answers 404 `{"error": ...}`; a bad `page`, `per_page` or `lang` 400.
-`lang` is an ISO 639-1 code (`es`); a language without a translation answers the English
-texts, and `language` in the answer says which one it is.
+`lang` is an ISO 639-1 code (`es`): a movie's texts and genre names come in that language
+where stored, in English otherwise (`language` in a movie's answer says which).
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ def read_routes(database: Database) -> list[Route]:
 
     async def show(request: Request) -> Response:
         tmdb_id = request.path_params["tmdb_id"]
+        lang = _lang_param(request)
         if tmdb_id > _MAX_ID:
             return _found(None, "unknown show")
         async with database.read_session() as session:
-            document = await show_document(session, tmdb_id)
+            document = await show_document(session, tmdb_id, lang=lang)
         return _found(document, "unknown show")
 
     async def season(request: Request) -> Response:

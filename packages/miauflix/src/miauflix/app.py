@@ -278,7 +278,7 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             database=database,
             providers=providers,
             simulator=simulator,
-            lists=ListSynchronizer(database, providers.tmdb),
+            lists=ListSynchronizer(database, providers.tmdb, languages=settings.languages),
             media=MediaService(database, providers.tmdb, rng=rng),
             sources=SourceService(
                 database,

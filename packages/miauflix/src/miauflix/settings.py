@@ -81,6 +81,9 @@ class Settings:
             trackers (`DEFAULT_TRACKERS`), or the simulator's in demo mode. Empty (`TRACKERS=`):
             no scraping, magnets without trackers. See `tracker_urls`.
         disable_background_tasks: Start with no scheduled tasks (`DISABLE_BACKGROUND_TASKS`).
+        languages: ISO 639-1 codes whose genre names `refreshLists` keeps besides English
+            (`MIAUFLIX_LANGUAGES`, comma-separated, default `es,fr`; empty: none). Movie
+            translations are kept in every language TMDB has.
         http_timeout: Seconds for one provider request (`MIAUFLIX_HTTP_TIMEOUT`, default 10).
         tmdb_rate: TMDB requests per second (`MIAUFLIX_TMDB_RATE`, default `40/s`).
         yts_rate: YTS requests per second (`MIAUFLIX_YTS_RATE`, default `20/min`).
@@ -103,6 +106,7 @@ class Settings:
     torrent_cache_url: str = DEFAULT_TORRENT_CACHE_URL
     trackers: tuple[str, ...] | None = None
     disable_background_tasks: bool = False
+    languages: tuple[str, ...] = ("es", "fr")
     http_timeout: float = 10.0
     tmdb_rate: float = 40.0
     yts_rate: float = 20 / 60
@@ -145,6 +149,7 @@ class Settings:
             torrent_cache_url=_url(env, "TORRENT_CACHE_URL", DEFAULT_TORRENT_CACHE_URL),
             trackers=None if "TRACKERS" not in env else _trackers(env["TRACKERS"]),
             disable_background_tasks=_bool(env, "DISABLE_BACKGROUND_TASKS"),
+            languages=_languages(env.get("MIAUFLIX_LANGUAGES", "es,fr")),
             http_timeout=_positive_float(env, "MIAUFLIX_HTTP_TIMEOUT", 10.0),
             tmdb_rate=_rate(env, "MIAUFLIX_TMDB_RATE", rates),
             yts_rate=_rate(env, "MIAUFLIX_YTS_RATE", rates),
@@ -177,6 +182,18 @@ def _database_url(value: str) -> str:
     raise SettingsError(
         f"DATABASE_URL must be a postgresql:// or sqlite:/// URL, got {value.split('@')[-1]!r}"
     )
+
+
+def _languages(value: str) -> tuple[str, ...]:
+    languages = tuple(
+        dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip())
+    )
+    for language in languages:
+        if not (len(language) == 2 and language.isascii() and language.isalpha()):
+            raise SettingsError(
+                f"MIAUFLIX_LANGUAGES entries must be ISO 639-1 codes such as 'es', got {language!r}"
+            )
+    return languages
 
 
 def _trackers(value: str) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload
 from miauflix.db._models import (
     Episode,
     Genre,
+    GenreTranslation,
     Movie,
     MovieTranslation,
     Season,
@@ -44,6 +45,7 @@ __all__ = [
     "record_season_sync_failure",
     "stored_movie_ids",
     "upsert_episodes",
+    "upsert_genre_translations",
     "upsert_genres",
     "upsert_movie",
     "upsert_season",
@@ -78,6 +80,27 @@ async def upsert_genres(session: AsyncSession, genres: Iterable[GenreData]) -> N
     statement = insert.values(
         [{"id": genre_id, "name": name} for genre_id, name in by_id.items()]
     ).on_conflict_do_update(index_elements=[Genre.id], set_={"name": insert.excluded.name})
+    await session.execute(statement)
+
+
+async def upsert_genre_translations(
+    session: AsyncSession, language: str, genres: Iterable[GenreData]
+) -> None:
+    """Insert or rename the names of genres in `language` (ISO 639-1).
+
+    Only genres already stored (`upsert_genres`) get a name; others are skipped.
+    """
+    stored = set((await session.scalars(select(Genre.id))).all())
+    rows = {g.tmdb_id: g.name for g in genres if g.tmdb_id in stored and g.name}
+    if not rows:
+        return
+    insert = dialect_insert(session, GenreTranslation)
+    statement = insert.values(
+        [{"genre_id": genre, "language": language, "name": name} for genre, name in rows.items()]
+    ).on_conflict_do_update(
+        index_elements=[GenreTranslation.genre_id, GenreTranslation.language],
+        set_={"name": insert.excluded.name},
+    )
     await session.execute(statement)
 
 

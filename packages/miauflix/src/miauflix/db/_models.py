@@ -50,6 +50,7 @@ __all__ = [
     "Base",
     "Episode",
     "Genre",
+    "GenreTranslation",
     "MediaList",
     "MediaListMovie",
     "MediaListShow",
@@ -108,6 +109,18 @@ class Genre(Base):
     __tablename__ = "genre"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(128))
+
+
+class GenreTranslation(Base):
+    """A genre's name in one language (TMDB's genre lists asked with `language`)."""
+
+    __tablename__ = "genre_translation"
+
+    genre_id: Mapped[int] = mapped_column(
+        ForeignKey("genre.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)  # ISO 639-1
     name: Mapped[str] = mapped_column(String(128))
 
 

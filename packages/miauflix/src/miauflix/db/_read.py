@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from miauflix.db._models import (
     Genre,
+    GenreTranslation,
     MediaList,
     MediaListMovie,
     MediaListShow,
@@ -106,8 +107,18 @@ async def list_page(
     return {"items": items, "page": page, "per_page": per_page, "total": int(total)}
 
 
-def _genres(genres: list[Genre]) -> list[Document]:
-    return [{"id": genre.id, "name": genre.name} for genre in genres]
+async def _genres(session: AsyncSession, genres: list[Genre], lang: str | None) -> list[Document]:
+    """Genres named in `lang` where a name is stored, in English otherwise."""
+    names: dict[int, str] = {}
+    if lang is not None and genres:
+        rows = await session.execute(
+            select(GenreTranslation.genre_id, GenreTranslation.name).where(
+                GenreTranslation.language == lang,
+                GenreTranslation.genre_id.in_([genre.id for genre in genres]),
+            )
+        )
+        names = {row.genre_id: row.name for row in rows}
+    return [{"id": genre.id, "name": names.get(genre.id, genre.name)} for genre in genres]
 
 
 async def movie_document(
@@ -115,10 +126,10 @@ async def movie_document(
 ) -> Document | None:
     """A movie with its genres and its sources best first, or None for an unknown id.
 
-    With `lang` (ISO 639-1) and a stored translation in that language, `title`, `overview`
-    and `tagline` are the translated ones (each falling back to the original when the
-    translation leaves it empty); `language` says which language the texts are in ("en"
-    otherwise), `languages` lists the translations stored.
+    With `lang` (ISO 639-1), genres are named in that language where a name is stored; with
+    a stored translation in that language, `title`, `overview` and `tagline` are translated
+    (each falling back to the original when the translation leaves it empty); `language`
+    says which language the texts are in ("en" otherwise), `languages` lists those stored.
     """
     movie = (
         await session.scalars(
@@ -160,7 +171,7 @@ async def movie_document(
         "backdrop_url": movie.backdrop_url,
         "logo_url": movie.logo_url,
         "trailer_code": movie.trailer_code,
-        "genres": _genres(movie.genres),
+        "genres": await _genres(session, movie.genres, lang),
         "sources": [_source(source, source.id in stored) for source in sources],
     }
 
@@ -181,8 +192,11 @@ def _source(source: MovieSource, file_stored: bool) -> Document:
     }
 
 
-async def show_document(session: AsyncSession, tmdb_id: int) -> Document | None:
-    """A show with its genres and seasons (without episodes), or None for an unknown id."""
+async def show_document(
+    session: AsyncSession, tmdb_id: int, *, lang: str | None = None
+) -> Document | None:
+    """A show with its genres (named in `lang` where stored) and seasons (without episodes),
+    or None for an unknown id."""
     show = (
         await session.scalars(
             select(TvShow)
@@ -209,7 +223,7 @@ async def show_document(session: AsyncSession, tmdb_id: int) -> Document | None:
         "vote_count": show.vote_count,
         "poster_url": show.poster_url,
         "backdrop_url": show.backdrop_url,
-        "genres": _genres(show.genres),
+        "genres": await _genres(session, show.genres, lang),
         "seasons": [_season(season) for season in show.seasons],
     }
 

@@ -130,13 +130,15 @@ class TmdbClient(_EndpointClient):
             assert self._images is not None
             return self._images
 
-    async def movie_genres(self) -> list[TmdbGenre]:
-        """`/genre/movie/list`: every movie genre."""
-        return await self._get("/genre/movie/list", parse_genres)
+    async def movie_genres(self, language: str | None = None) -> list[TmdbGenre]:
+        """`/genre/movie/list`: every movie genre, named in `language` (ISO 639-1) if given."""
+        params = {} if language is None else {"language": language}
+        return await self._get("/genre/movie/list", parse_genres, **params)
 
-    async def tv_genres(self) -> list[TmdbGenre]:
-        """`/genre/tv/list`: every TV genre."""
-        return await self._get("/genre/tv/list", parse_genres)
+    async def tv_genres(self, language: str | None = None) -> list[TmdbGenre]:
+        """`/genre/tv/list`: every TV genre, named in `language` (ISO 639-1) if given."""
+        params = {} if language is None else {"language": language}
+        return await self._get("/genre/tv/list", parse_genres, **params)
 
     async def popular_movies(self, page: int = 1) -> TmdbPage[TmdbMovieSummary]:
         """`/discover/movie` by popularity, descending, with at least 10 votes.

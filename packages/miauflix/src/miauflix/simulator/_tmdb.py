@@ -20,6 +20,7 @@ from miauflix.simulator._tmdb_shapes import (
     season_details,
     show_details,
     show_summary,
+    translated_genres,
 )
 
 PAGE_SIZE = 20
@@ -136,10 +137,12 @@ def tmdb_routes(context: Context) -> list[Route]:
         )
 
     async def movie_genres(request: Request) -> Response:
-        return JSONResponse({"genres": genres(list(MOVIE_GENRES), MOVIE_GENRES)})
+        names = translated_genres(MOVIE_GENRES, request.query_params.get("language"))
+        return JSONResponse({"genres": genres(list(MOVIE_GENRES), names)})
 
     async def tv_genres(request: Request) -> Response:
-        return JSONResponse({"genres": genres(list(TV_GENRES), TV_GENRES)})
+        names = translated_genres(TV_GENRES, request.query_params.get("language"))
+        return JSONResponse({"genres": genres(list(TV_GENRES), names)})
 
     async def discover_movie(request: Request) -> Response:
         page = _page(request)

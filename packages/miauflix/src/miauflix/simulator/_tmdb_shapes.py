@@ -63,6 +63,16 @@ def genres(ids: Sequence[int], names: dict[int, str]) -> list[dict[str, Any]]:
     return [{"id": genre, "name": names[genre]} for genre in ids]
 
 
+def translated_genres(names: dict[int, str], language: str | None) -> dict[int, str]:
+    """Genre names in `language` ("es" or "es-ES"): marked as the movie texts are; English
+    for a language the simulator does not translate (as TMDB falls back)."""
+    code = (language or "en").split("-")[0]
+    if code not in TRANSLATED:
+        return names
+    marker = TRANSLATED[code][2]
+    return {genre: f"{name} [{marker}]" for genre, name in names.items()}
+
+
 def _translation(
     language: tuple[str, str, str], title: str, overview: str, tagline: str, runtime: int
 ) -> dict[str, Any]:

@@ -4,6 +4,7 @@
   day of changes when one movie's details kept failing, so the checkpoint stalled on that day.
   Now the day completes and the failing movie is queued here with its own backoff.
 - `movie.logo_url`; `movie_translation` (title, overview, tagline per language);
+  `genre_translation` (a genre's name per language);
   `tv_show.tagline`, `type`, `in_production`, `episode_run_time`.
 
 Revision ID: 0004
@@ -59,10 +60,24 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("movie_id", "language", name=op.f("pk_movie_translation")),
     )
+    op.create_table(
+        "genre_translation",
+        sa.Column("genre_id", sa.Integer(), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["genre_id"],
+            ["genre.id"],
+            name=op.f("fk_genre_translation_genre_id_genre"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("genre_id", "language", name=op.f("pk_genre_translation")),
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("genre_translation")
     op.drop_table("movie_translation")
     for column in ("episode_run_time", "in_production", "type", "tagline"):
         op.drop_column("tv_show", column)
