@@ -427,3 +427,16 @@ async def test_a_movie_failing_again_backs_off_longer(
     assert failures == 2
     assert second is not None
     assert second - clock() >= dt.timedelta(seconds=0.8 * 2 * MOVIE_DETAILS_RETRY.base)
+
+
+async def test_the_first_lookback_is_a_checked_setting(
+    database: Database, providers: Providers, clock: FakeClock
+) -> None:
+    """A 14-day first lookback walks 15 days; one beyond `max_days_back` is refused."""
+    media = MediaService(database, providers.tmdb, clock=clock, first_lookback=14 * 86400.0)
+
+    report = await media.sync_movies()
+
+    assert report.days[0] == TODAY - dt.timedelta(days=14)
+    with pytest.raises(ValueError, match="first_lookback must be between 0 and"):
+        MediaService(database, providers.tmdb, first_lookback=15 * 86400.0)

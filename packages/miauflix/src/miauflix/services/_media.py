@@ -109,8 +109,8 @@ class MediaService:
         concurrency: Movie detail requests in flight at once (`sync_movies`).
         max_days_back: Oldest day of changes walked, in days before today (TMDB keeps 14).
         first_lookback: Seconds of changes the first run (no checkpoint yet) looks back: 24 h,
-            as the original backend; the lists fill the catalogue, and a new catalogue has
-            nothing older to update.
+            as the original backend (the lists fill the catalogue, and a new catalogue has
+            nothing older to update); at most `max_days_back` days.
         details_retry: When a changed movie whose details failed is tried again.
         details_retry_batch: Queued movies retried at most per run.
         min_interval: `sync_movies` does nothing when the checkpoint is more recent than this
@@ -147,9 +147,10 @@ class MediaService:
         self._rng = rng if rng is not None else random.Random()
         self.concurrency = concurrency
         self.max_days_back = max_days_back
-        if not 0 <= first_lookback <= max_days_back * 86400.0 + 86400.0:
+        if not 0 <= first_lookback <= max_days_back * 86400.0:
             raise ValueError(
-                f"first_lookback must be between 0 and max_days_back days, got {first_lookback!r}"
+                "first_lookback must be between 0 and max_days_back days in seconds "
+                f"({max_days_back * 86400.0:g}), got {first_lookback!r}"
             )
         self.first_lookback = dt.timedelta(seconds=first_lookback)
         self.details_retry = details_retry
