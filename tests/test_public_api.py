@@ -18,6 +18,7 @@ def test_tickwork_all_is_pinned() -> None:
         "Scheduler",
         "SchedulerError",
         "ShutdownReport",
+        "Snooze",
         "TaskSpec",
         "TaskState",
         "TaskStatus",

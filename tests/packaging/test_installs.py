@@ -141,3 +141,17 @@ async def test_miauflix_wheel_runs_the_demo_service(miauflix_venv: Venv, tmp_pat
                     await asyncio.sleep(0.2)
         code, _ = await service.stop(signal.SIGTERM, timeout=30)
         assert code == 0, service.output
+
+
+@pytest.mark.parametrize(
+    ("url", "extra"), [("postgresql://db/app", "postgres"), ("redis://cache:6379/0", "redis")]
+)
+def test_coordinator_without_its_extra_is_one_line_and_exit_2(
+    service_venv: Venv, tmp_path: Path, url: str, extra: str
+) -> None:
+    """`--coordinator` naming a backend whose extra is missing: one line naming it, exit 2."""
+    result = service_venv.run("tickwork", "run", "app:setup", "--coordinator", url, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"pip install 'tickwork[{extra}]'" in lines[0]

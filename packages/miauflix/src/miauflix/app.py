@@ -24,6 +24,12 @@ Components under `/status` -> `services`: `catalog` (row counts in `details`), a
 providers `tmdb`, `yts`, `torrent_files`, `trackers`. The read API (`miauflix.api`: `/api/lists`,
 `/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is served beside `/status`, under its token
 and rate limit.
+
+A task whose provider is down (its service's `ProviderPause`) ends its run snoozed
+(`tickwork.Snooze`) for what is left of the pause, the provider and the cause in the reason,
+so its row reads e.g. "snoozed 45 s: tmdb unreachable (connect error)" and the scheduler does
+not start it meanwhile. A failing item (a season, a movie, a source) stays the item's matter:
+logged, backed off on its own, counted under its provider's component.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -42,10 +49,10 @@ from miauflix._storage import open_configured_database, prepare_data_dir, start_
 from miauflix.api import read_routes
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
-from miauflix.services import ListSynchronizer, MediaService, SourceService
+from miauflix.services import ListSynchronizer, MediaService, ProviderPause, SourceService
 from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
 from miauflix.simulator import Faults, Simulator
-from tickwork import Scheduler, TaskSpec
+from tickwork import Scheduler, Snooze, TaskSpec
 from tickwork.service import ComponentStatus, register_component, register_routes
 
 __all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
@@ -114,6 +121,8 @@ class TaskDefinition:
             provider timeout when that is longer).
         timeout_per_request: Provider timeouts one execution may need in the worst case.
         max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
+        pause: Picks the task's provider pause from the built application, or None: a run
+            after which it lasts ends snoozed (`snoozing`).
     """
 
     name: str
@@ -122,13 +131,17 @@ class TaskDefinition:
     timeout: float
     timeout_per_request: float
     max_backoff: float | None = None
+    pause: Callable[[MiauflixApp], ProviderPause] | None = None
 
     def spec(self, app: MiauflixApp) -> TaskSpec:
         """The scheduler registration of this task on `app`'s services and settings."""
+        task = self.method(app)
+        if self.pause is not None:
+            task = snoozing(task, self.pause(app))
         return TaskSpec(
             self.name,
             self.interval,
-            self.method(app),
+            task,
             timeout=max(self.timeout, self.timeout_per_request * app.settings.http_timeout),
             max_backoff=self.max_backoff,
         )
@@ -156,6 +169,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        pause=lambda app: app.media.season_pause,
     ),
     TaskDefinition(
         name="movieSourceSearch",
@@ -164,6 +178,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        pause=lambda app: app.sources.search_pause,
     ),
     TaskDefinition(
         name="dataFileSearch",
@@ -172,6 +187,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=60,
         timeout_per_request=5,
         max_backoff=60,
+        pause=lambda app: app.sources.file_pause,
     ),
     TaskDefinition(
         name="updateSourcesStats",
@@ -180,6 +196,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        pause=lambda app: app.sources.stats_pause,
     ),
     TaskDefinition(
         name="resyncMovieSources",
@@ -188,9 +205,31 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        pause=lambda app: app.sources.resync_pause,
     ),
 )
 """The seed's seven tasks, in its order, with their intervals (seconds)."""
+
+
+def snoozing(
+    method: Callable[[], Awaitable[object]], pause: ProviderPause
+) -> Callable[[], Awaitable[object]]:
+    """Return `method` as a task body that ends its run snoozed while `pause` lasts after it.
+
+    The run that trips the pause, and a run started while it lasts (which returns at once),
+    raise `tickwork.Snooze(pause.remaining(), pause.reason)`: the next run starts when the
+    pause ends, and status shows the task snoozed with the provider and the cause. The
+    wrapped method is `__wrapped__`.
+    """
+
+    @functools.wraps(method)
+    async def run() -> object:
+        result = await method()
+        if pause.active():
+            raise Snooze(pause.remaining(), pause.reason)
+        return result
+
+    return run
 
 
 def _faults(settings: Settings) -> Faults:

@@ -14,7 +14,8 @@ Endpoints (all ``GET``):
   (if any) cannot be reached, since this replica then runs no singleton task.
 - ``/status``: ``{"state", "started_at", "uptime", "now", "event_loop_lag", "stall_events",
   "last_stall", "tasks": [...], "services": {...}, "cluster": {...} | null}``. Each task is its
-  :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters) plus
+  :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters; ``state``
+  ``"snoozed"`` and ``last_outcome``/``last_outcome_reason`` tell a snoozed task apart) plus
   ``overdue_by`` (seconds a waiting task is past due, 0.0 otherwise) and ``stuck`` (running
   longer than its timeout or, without one, than ``stuck_after``, 600 s). ``services`` holds the
   components registered with :func:`tickwork.service.register_component`. ``cluster`` (null
@@ -25,8 +26,10 @@ Endpoints (all ``GET``):
   in seconds on the coordinator's clock.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
-  ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
-  each task, oldest first. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
+  ``{"NAME": [{"started_at", "duration", "outcome", "lateness", "reason"}, ...]}``, the last
+  executions of each task, oldest first; ``outcome`` is a :data:`tickwork.Outcome` and
+  ``reason`` its words (a failed run's error text, a snooze's reason; at most 500 characters)
+  or null. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
   not echoed back); with several names, unknown ones are left out of the answer; more than 100
   names get 400.
 

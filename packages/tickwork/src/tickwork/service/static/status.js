@@ -199,6 +199,7 @@
     text($("svc-stall"), count && last ? count + " stall event(s); last: " + last.kind + " of " +
       secs(last.seconds) : "no stalls");
     renderComponents(doc.services || {}, doc.now);
+    renderCluster(doc.cluster || null);
 
     const seen = new Set();
     let running = 0;
@@ -291,6 +292,44 @@
       if (why) text(el("span", "muted", li), why);
     }
     show(c.parts, parts.length > 0);
+  }
+
+  // The cluster a coordinated replica belongs to: its peers and who holds each singleton task.
+  let clusterKey = "";
+  function renderCluster(c) {
+    show($("cluster"), c !== null);
+    if (c === null) return;
+    const state = !c.reachable ? "unreachable" : c.ready ? "ready" : "starting";
+    text($("cluster-head"), c.backend + " · cluster " + c.cluster + " · this replica " +
+      c.replica + " · lease " + secs(c.lease_ttl) + " · coordinator " + state);
+    const error = c.reachable ? "" : clip(String(c.error || ""), 300);
+    text($("cluster-error"), error);
+    show($("cluster-error"), error !== "");
+    const peers = (c.peers || []).map((p) => [
+      p.replica + (p.replica === c.replica ? " (this replica)" : ""),
+      p.alive ? "ready" : "error", p.alive ? "alive" : "gone",
+      "seen " + compact(p.last_seen_ago) + " ago · " + p.tasks.length + " task(s)"]);
+    const tasks = (c.tasks || []).map((t) => [
+      t.name,
+      t.orphaned ? "degraded" : t.holder ? "running" : "scheduled",
+      t.orphaned ? "orphaned" : t.holder ? "held" : "free",
+      (t.holder ? "by " + t.holder + " (token " + t.token + "), lease " +
+        dueIn(Math.max(0, t.lease_expires_in)).replace("in ", "for ") :
+        "token " + t.token + ", due " + (t.next_due_in > 0 ? dueIn(t.next_due_in) : "now")) +
+        " · " + t.runs + " run(s)" + (t.failures ? ", " + t.failures + " failing in a row" : "") +
+        (t.last_outcome ? ", last " + String(t.last_outcome).replace("_", " ") : "")]);
+    const key = JSON.stringify([peers, tasks]);
+    if (key === clusterKey) return;
+    clusterKey = key;
+    for (const [list, items] of [[$("cluster-peers"), peers], [$("cluster-tasks"), tasks]]) {
+      list.replaceChildren();
+      for (const [name, status, label, why] of items) {
+        const li = el("li", "", list);
+        text(el("span", "part", li), name);
+        text(el("span", statusClass(status), li), label);
+        text(el("span", "muted", li), why);
+      }
+    }
   }
 
   function addRow(name) {
