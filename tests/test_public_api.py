@@ -71,6 +71,7 @@ def test_service_all_is_pinned() -> None:
         "TracingHook",
         "create_app",
         "register_component",
+        "register_routes",
         "tracing_hook",
     ]
     for name in tickwork.service.__all__:

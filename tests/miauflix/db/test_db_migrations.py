@@ -13,6 +13,7 @@ from miauflix.db import Base, Database, open_database
 TABLES = {
     "episode",
     "genre",
+    "genre_translation",
     "media_list",
     "media_list_movie",
     "media_list_show",
@@ -20,6 +21,7 @@ TABLES = {
     "movie_genre",
     "movie_source",
     "movie_source_file",
+    "movie_translation",
     "season",
     "show_genre",
     "sync_state",
@@ -41,7 +43,7 @@ async def test_upgrade_creates_every_table(database_url: str) -> None:
     async with await open_database(database_url) as db:
         assert await db.current_revision() is None
         await db.migrate()
-        assert await db.current_revision() == "0002"
+        assert await db.current_revision() == "0004"
         async with db.engine.connect() as connection:
             assert await connection.run_sync(_tables) == TABLES
 
@@ -69,4 +71,4 @@ async def test_models_match_migrated_schema(database: Database) -> None:
 async def test_migrate_is_idempotent(database: Database) -> None:
     """Migrating an up-to-date database again changes nothing."""
     await database.migrate()
-    assert await database.current_revision() == "0002"
+    assert await database.current_revision() == "0004"

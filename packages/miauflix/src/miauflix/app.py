@@ -21,7 +21,9 @@ resyncMovieSources       5 s       fill one movie's missing source upload dates 
 =======================  ========  =========================================================
 
 Components under `/status` -> `services`: `catalog` (row counts in `details`), and the
-providers `tmdb`, `yts`, `torrent_files`, `trackers`.
+providers `tmdb`, `yts`, `torrent_files`, `trackers`. The read API (`miauflix.api`: `/api/lists`,
+`/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is served beside `/status`, under its token
+and rate limit.
 
 A task whose provider is down (its service's `ProviderPause`) ends its run snoozed
 (`tickwork.Snooze`) for what is left of the pause, the provider and the cause in the reason,
@@ -44,13 +46,14 @@ from types import TracebackType
 from typing import Self
 
 from miauflix._storage import open_configured_database, prepare_data_dir, start_demo_simulator
+from miauflix.api import read_routes
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
 from miauflix.services import ListSynchronizer, MediaService, ProviderPause, SourceService
 from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, Snooze, TaskSpec
-from tickwork.service import ComponentStatus, register_component
+from tickwork.service import ComponentStatus, register_component, register_routes
 
 __all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
 
@@ -258,6 +261,12 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
     if httpx_logger.level == logging.NOTSET:
         # httpx logs every request at INFO: ten lines a second from the 0.1 s task alone.
         httpx_logger.setLevel(logging.WARNING)
+    if settings.trackers is not None:
+        tracker_origin = "TRACKERS"
+    elif settings.demo_mode:
+        tracker_origin = "the simulator's, demo mode"
+    else:
+        tracker_origin = "the original backend's defaults"
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
         if settings.demo_mode or not settings.database_url:
@@ -290,21 +299,25 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
                 tmdb_api_token=simulator.tmdb_token,
                 yts_api_url=simulator.yts_url,
                 torrent_cache_url=simulator.torrent_cache_url,
-                trackers=settings.trackers
-                or (simulator.http_tracker_url, simulator.udp_tracker_url),
+                # Unset: the simulator's trackers, which know the simulated swarms (the
+                # public ones would be asked about hashes they never saw).
+                trackers=(simulator.http_tracker_url, simulator.udp_tracker_url)
+                if settings.trackers is None
+                else settings.trackers,
             )
         database = await open_configured_database(settings)
         stack.push_async_callback(database.aclose)
         await database.migrate()
         providers = build_providers(settings)
         stack.push_async_callback(providers.aclose)
+        _log_trackers(settings, tracker_origin)
         rng = random.Random()
         app = MiauflixApp(
             settings=settings,
             database=database,
             providers=providers,
             simulator=simulator,
-            lists=ListSynchronizer(database, providers.tmdb),
+            lists=ListSynchronizer(database, providers.tmdb, languages=settings.languages),
             media=MediaService(database, providers.tmdb, rng=rng),
             sources=SourceService(
                 database,
@@ -315,12 +328,21 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             ),
         )
         _register_components(scheduler, app)
+        register_routes(scheduler, read_routes(database))
         if settings.disable_background_tasks:
             logger.info("DISABLE_BACKGROUND_TASKS is set: no background task is scheduled")
         else:
             app.tasks = _register_tasks(scheduler, app)
         stack.pop_all()
     return app
+
+
+def _log_trackers(settings: Settings, origin: str) -> None:
+    trackers = settings.tracker_urls
+    if not trackers:
+        logger.info("TRACKERS is empty: no tracker is scraped and magnets carry no trackers")
+        return
+    logger.info("trackers (%s; TRACKERS= turns scraping off): %s", origin, ", ".join(trackers))
 
 
 def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:

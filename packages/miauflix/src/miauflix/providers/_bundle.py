@@ -106,7 +106,7 @@ def build_providers(
     )
     yts = YtsDirectory(
         settings.yts_api_url,
-        trackers=settings.trackers,
+        trackers=settings.tracker_urls,
         timeout=timeout,
         rate_limit=settings.yts_rate,
         transport=transport,
@@ -122,7 +122,7 @@ def build_providers(
             transport=transport,
         ),
         trackers=TrackerScraper(
-            settings.trackers,
+            settings.tracker_urls,
             timeout=timeout,
             udp_base_timeout=udp_base_timeout,
             transport=transport,
