@@ -8,6 +8,7 @@ import tickwork.testing
 def test_tickwork_all_is_pinned() -> None:
     """tickwork exports exactly the documented names."""
     assert tickwork.__all__ == [
+        "CronSpec",
         "ErrorCode",
         "Execution",
         "ExecutionHook",
@@ -18,6 +19,7 @@ def test_tickwork_all_is_pinned() -> None:
         "Scheduler",
         "SchedulerError",
         "ShutdownReport",
+        "Snooze",
         "TaskSpec",
         "TaskState",
         "TaskStatus",
@@ -69,6 +71,7 @@ def test_service_all_is_pinned() -> None:
         "TracingHook",
         "create_app",
         "register_component",
+        "register_routes",
         "tracing_hook",
     ]
     for name in tickwork.service.__all__:

@@ -1,8 +1,10 @@
 """The app each chaos replica runs: two singleton tasks whose runs are audited under fencing.
 
-Every run records its start on the database's clock, works a while, then writes an audit row in
-a transaction guarded by its lease (``tickwork.coordination.postgres.guard``). A refused write is
-recorded, outside any fence, in ``refused``. Configured by CHAOS_DSN and CHAOS_SCHEMA.
+Every run records its start on the engine's clock, works a while, then writes an audit entry
+fenced by its lease: on PostgreSQL in a transaction that starts with
+``tickwork.coordination.postgres.guard``; on Redis in one script run by
+``RedisCoordinator.fenced_eval``. A refused write is recorded, unfenced, as "refused".
+Configured by CHAOS_ENGINE ("postgresql" or "redis"), CHAOS_DSN and CHAOS_SCHEMA.
 
 ``fast`` is a coroutine (a lost lease cancels it); ``long`` is a plain function in a worker
 thread, which cannot be cancelled: resumed after a SIGSTOP past its lease, it goes on to its
@@ -12,23 +14,34 @@ write, and the fence must refuse it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
 from typing import Any
 
-import asyncpg
-
 from tickwork import Lease, LeaseLostError, Scheduler, current_lease
-from tickwork.coordination.postgres import guard
 
+ENGINE = os.environ["CHAOS_ENGINE"]
 DSN = os.environ["CHAOS_DSN"]
-SCHEMA = os.environ["CHAOS_SCHEMA"]
+SCHEMA = os.environ.get("CHAOS_SCHEMA", "")
+
+_AUDIT_LUA = """
+redis.call('RPUSH', KEYS[1], cjson.encode({ARGV[1], tonumber(ARGV[2]), ARGV[3],
+                                           tonumber(ARGV[4]), now}))
+return 1
+"""
 
 
-class App:
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+class PostgresAudit:
+    def __init__(self, pool: Any) -> None:
         self.pool = pool
+
+    @classmethod
+    async def open(cls, scheduler: Scheduler) -> PostgresAudit:
+        import asyncpg
+
+        return cls(await asyncpg.create_pool(DSN, min_size=1, max_size=4, statement_cache_size=0))
 
     async def aclose(self) -> None:
         await self.pool.close()
@@ -37,14 +50,9 @@ class App:
         async with self.pool.acquire() as connection:
             return await connection.fetchval("SELECT clock_timestamp()")
 
-    async def run(self, task: str, seconds: float) -> None:
-        lease = current_lease()
-        assert lease is not None
-        started = await self.now()
-        await asyncio.sleep(seconds)
-        await self.write(task, lease, started)
-
     async def write(self, task: str, lease: Lease, started: Any) -> None:
+        from tickwork.coordination.postgres import guard
+
         try:
             async with self.pool.acquire() as connection, connection.transaction():
                 await guard(connection, lease)
@@ -67,22 +75,56 @@ class App:
             raise
 
 
-async def setup(scheduler: Scheduler) -> App:
-    pool = await asyncpg.create_pool(DSN, min_size=1, max_size=4, statement_cache_size=0)
-    app = App(pool)
+class RedisAudit:
+    def __init__(self, coordinator: Any) -> None:
+        self.coordinator = coordinator
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(DSN, decode_responses=True)
+
+    @classmethod
+    async def open(cls, scheduler: Scheduler) -> RedisAudit:
+        return cls(scheduler.coordinator)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def now(self) -> int:
+        seconds, micros = await self.client.time()
+        return int(seconds * 1000 + micros // 1000)
+
+    async def write(self, task: str, lease: Lease, started: Any) -> None:
+        key = self.coordinator.key("audit")
+        try:
+            await self.coordinator.fenced_eval(
+                lease, _AUDIT_LUA, [key], [task, lease.token, lease.replica, started]
+            )
+        except LeaseLostError:
+            await self.client.rpush(
+                self.coordinator.key("refused"), json.dumps([task, lease.token, lease.replica])
+            )
+            raise
+
+
+async def setup(scheduler: Scheduler) -> Any:
+    audit: Any = await (PostgresAudit if ENGINE == "postgresql" else RedisAudit).open(scheduler)
 
     async def fast() -> None:
-        await app.run("fast", random.uniform(0.1, 0.4))
+        lease = current_lease()
+        assert lease is not None
+        started = await audit.now()
+        await asyncio.sleep(random.uniform(0.1, 0.4))
+        await audit.write("fast", lease, started)
 
     loop = asyncio.get_running_loop()
 
     def long() -> None:
         lease = current_lease()  # a plain function sees its run's lease too
         assert lease is not None
-        started = asyncio.run_coroutine_threadsafe(app.now(), loop).result()
+        started = asyncio.run_coroutine_threadsafe(audit.now(), loop).result()
         time.sleep(random.uniform(2.5, 3.5))  # longer than the 2 s TTL: renewals
-        asyncio.run_coroutine_threadsafe(app.write("long", lease, started), loop).result()
+        asyncio.run_coroutine_threadsafe(audit.write("long", lease, started), loop).result()
 
     scheduler.schedule_task("fast", 0.5, fast)
     scheduler.schedule_task("long", 1.0, long)
-    return app
+    return audit

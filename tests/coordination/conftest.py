@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -12,7 +18,7 @@ import pytest
 
 from tickwork.coordination import Coordinator, InProcessCoordinator, MemoryStore
 
-from ..conftest import POSTGRES_URL, require_service
+from ..conftest import IN_CI, POSTGRES_URL, require_service
 
 PG_DSN = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
 
@@ -43,12 +49,88 @@ class ManualClock:
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
+_PGBOUNCER_INI = """
+[databases]
+test = host=127.0.0.1 port=5432 dbname=test
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+auth_type = trust
+auth_file = {folder}/users.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 4
+unix_socket_dir =
+ignore_startup_parameters = extra_float_digits
+"""
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_dsn() -> Iterator[str]:
+    """A DSN of the test database through PgBouncer in transaction pooling mode.
+
+    PgBouncer (Debian's package; `.ci/run` installs it) is started for the session on a free
+    port. Without it: skipped on a user's machine, a failure under CI=true.
+    """
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    binary = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
+    )
+    if binary is None:
+        message = "pgbouncer is not installed (apt-get install pgbouncer)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must install it (see .ci/run)")
+        pytest.skip(message)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # PgBouncer refuses to run as root: as root it switches to the postgres user, which must
+    # be able to read its files.
+    folder = tempfile.mkdtemp(prefix="tickwork-pgbouncer-")
+    os.chmod(folder, 0o755)
+    with open(os.path.join(folder, "pgbouncer.ini"), "w") as ini:
+        ini.write(_PGBOUNCER_INI.format(port=port, folder=folder))
+    with open(os.path.join(folder, "users.txt"), "w") as users:
+        users.write('"postgres" ""\n')
+    for name in ("pgbouncer.ini", "users.txt"):
+        os.chmod(os.path.join(folder, name), 0o644)
+    command = [
+        binary,
+        *(["-u", "postgres"] if os.geteuid() == 0 else []),
+        f"{folder}/pgbouncer.ini",
+    ]
+    log = open(os.path.join(folder, "pgbouncer.log"), "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    with open(os.path.join(folder, "pgbouncer.log"), "rb") as written:
+                        error = written.read().decode(errors="replace")
+                    pytest.fail(f"pgbouncer did not start: {error[-2000:]}")
+                time.sleep(0.05)
+        yield f"postgresql://postgres@127.0.0.1:{port}/test"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 @pytest.fixture(
     params=[
         "memory",
         pytest.param("postgresql", marks=pytest.mark.external_service),
         pytest.param("redis", marks=pytest.mark.external_service),
+        pytest.param("pgbouncer", marks=pytest.mark.external_service),
     ]
 )
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
@@ -101,15 +183,17 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     from tickwork.coordination.postgres import PostgresCoordinator
 
+    # Through PgBouncer in transaction pooling mode: the same contract must hold.
+    dsn = request.getfixturevalue("pgbouncer_dsn") if request.param == "pgbouncer" else PG_DSN
     schema = f"tw_{uuid.uuid4().hex[:12]}"
 
     def make_postgres(**kwargs: object) -> Coordinator:
         kwargs.setdefault("ttl", 2.0)
         kwargs.setdefault("heartbeat", 1.0)
         kwargs.setdefault("cluster", cluster)
-        return PostgresCoordinator(PG_DSN, schema=schema, **kwargs)  # type: ignore[arg-type]
+        return PostgresCoordinator(dsn, schema=schema, **kwargs)  # type: ignore[arg-type]
 
-    made = Backend("postgresql", make_postgres, advance_real)
+    made = Backend(request.param, make_postgres, advance_real)
     try:
         yield made
     finally:

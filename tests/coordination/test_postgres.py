@@ -60,13 +60,20 @@ async def test_replicas_starting_together_create_the_schema_once(schema: str) ->
     assert version == "1"
 
 
-async def test_guard_refuses_a_stale_token_and_accepts_the_current_one(schema: str) -> None:
-    """A write fenced by a superseded lease is refused; the new holder's write commits."""
-    a = PostgresCoordinator(PG_DSN, cluster="c", schema=schema, ttl=0.5)
-    b = PostgresCoordinator(PG_DSN, cluster="c", schema=schema, ttl=0.5)
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+async def test_guard_refuses_a_stale_token_and_accepts_the_current_one(
+    schema: str, through: str, request: pytest.FixtureRequest
+) -> None:
+    """A write fenced by a superseded lease is refused; the new holder's write commits.
+
+    Directly and through PgBouncer in transaction pooling mode.
+    """
+    dsn = PG_DSN if through == "direct" else request.getfixturevalue("pgbouncer_dsn")
+    a = PostgresCoordinator(dsn, cluster="c", schema=schema, ttl=0.5)
+    b = PostgresCoordinator(dsn, cluster="c", schema=schema, ttl=0.5)
     await a.start()
     await b.start()
-    connection = await asyncpg.connect(PG_DSN)
+    connection = await asyncpg.connect(dsn, statement_cache_size=0)
     try:
         await connection.execute(f"CREATE TABLE {schema}.data (token bigint)")
         await a.declare([TaskDecl("t", 10.0)])

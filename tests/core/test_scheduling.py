@@ -302,6 +302,10 @@ async def test_status_is_a_frozen_json_safe_snapshot_in_epoch_seconds() -> None:
         "last_error": None,
         "next_run_at": DEFAULT_EPOCH + 12.0,
         "running_for": None,
+        "last_outcome": "success",
+        "last_outcome_reason": None,
+        "schedule": None,
+        "skipped": 0,
     }
     json.dumps(waiting.to_dict())
     with pytest.raises(AttributeError):

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from miauflix.app import TASKS, setup
-from miauflix.settings import Settings, SettingsError, format_rate
+from miauflix.providers import build_providers
+from miauflix.settings import DEFAULT_TRACKERS, Settings, SettingsError, format_rate
 from miauflix.simulator import Simulator
 from tickwork import Scheduler, SchedulerError, TaskSpec
 from tickwork.service import create_app
@@ -128,8 +129,11 @@ async def test_each_task_calls_its_table_method_on_the_app_service(
             assert len(calls) == 1
             for spec, definition in zip(calls[0], TASKS, strict=True):
                 assert spec.name == definition.name
-                assert spec.task == definition.method(app), definition.name
-                assert getattr(spec.task, "__self__", None) in (app.lists, app.media, app.sources)
+                # A task with a provider pause calls its method through `snoozing`.
+                method = getattr(spec.task, "__wrapped__", spec.task)
+                assert (method is not spec.task) == (definition.pause is not None)
+                assert method == definition.method(app), definition.name
+                assert getattr(method, "__self__", None) in (app.lists, app.media, app.sources)
         finally:
             await scheduler.shutdown(grace=2)
             await app.aclose()
@@ -246,3 +250,57 @@ async def test_demo_mode_says_it_raised_the_provider_limits(
         "demo mode: provider limits raised for the simulator: TMDB 50/s, YTS 10/s, direct "
         "downloads 10/s per host (real providers' defaults: 40/s, 20/min, 0.5/s)"
     )
+
+
+def test_unset_trackers_are_the_original_backends_and_empty_turns_scraping_off() -> None:
+    """Unset `TRACKERS` means the original's three public UDP trackers; `TRACKERS=` none."""
+    assert Settings.from_env({"TMDB_API_TOKEN": "t"}).tracker_urls == DEFAULT_TRACKERS
+    assert DEFAULT_TRACKERS == (
+        "udp://tracker.opentrackr.org:1337/announce",
+        "udp://tracker.openbittorrent.com:80/announce",
+        "udp://tracker.openbittorrent.com:6969/announce",
+    )
+    assert Settings.from_env({"TMDB_API_TOKEN": "t", "TRACKERS": ""}).tracker_urls == ()
+
+
+async def test_default_trackers_go_into_magnets_and_scrapes() -> None:
+    """Without `TRACKERS`, the YTS client's magnets and the scraper use the default trackers."""
+    settings = Settings.from_env({"TMDB_API_TOKEN": "t"})
+    async with build_providers(settings) as providers:
+        assert providers.trackers.trackers == DEFAULT_TRACKERS
+        assert providers.yts.trackers == DEFAULT_TRACKERS
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "trackers (the simulator's, demo mode; TRACKERS= turns scraping off): http://"),
+        ({"TRACKERS": ""}, "TRACKERS is empty: no tracker is scraped"),
+    ],
+)
+async def test_setup_says_which_trackers_are_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, env: dict[str, str], expected: str
+) -> None:
+    """Startup logs the trackers in use (the simulator's in demo mode), or that none are."""
+    settings = _settings(tmp_path, DISABLE_BACKGROUND_TASKS="true", **env)
+    with caplog.at_level(logging.INFO, logger="miauflix.app"):
+        async with Scheduler() as scheduler:
+            app = await setup(scheduler, settings=settings)
+            try:
+                assert app.simulator is not None
+                simulated = (app.simulator.http_tracker_url, app.simulator.udp_tracker_url)
+            finally:
+                await app.aclose()
+    lines = [r.getMessage() for r in caplog.records if "TRACKERS" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].startswith(expected)
+    assert app.settings.tracker_urls == (() if env else simulated)
+
+
+def test_genre_languages_default_to_spanish_and_french_and_are_checked() -> None:
+    """`MIAUFLIX_LANGUAGES` defaults to es,fr, may be empty, and rejects a non-ISO code."""
+    assert Settings.from_env({}).languages == ("es", "fr")
+    assert Settings.from_env({"MIAUFLIX_LANGUAGES": " DE, it ,de"}).languages == ("de", "it")
+    assert Settings.from_env({"MIAUFLIX_LANGUAGES": ""}).languages == ()
+    with pytest.raises(SettingsError, match=r"MIAUFLIX_LANGUAGES .* got 'spanish'"):
+        Settings.from_env({"MIAUFLIX_LANGUAGES": "spanish"})

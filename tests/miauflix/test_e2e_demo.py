@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from miauflix.app import TASKS
+from miauflix.db import QUALITY_RANK
 
 from .._service_process import ServiceProcess, environment, spawner
 
@@ -66,23 +67,28 @@ async def start_service(tmp_path: Path) -> AsyncIterator[StartService]:
         yield start
 
 
-async def _status(service: ServiceProcess, client: httpx.AsyncClient) -> dict[str, Any]:
+async def _status(
+    service: ServiceProcess, client: httpx.AsyncClient, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """GET /status."""
-    response = await client.get(service.url("/status"))
+    response = await client.get(service.url("/status"), headers=headers)
     assert response.status_code == 200, response.text
     document: dict[str, Any] = response.json()
     return document
 
 
 async def _wait_until_built(
-    service: ServiceProcess, client: httpx.AsyncClient, timeout: float
+    service: ServiceProcess,
+    client: httpx.AsyncClient,
+    timeout: float,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Poll /status until every count of `BUILT` is above zero; return that document."""
     document: dict[str, Any] = {}
     try:
         async with asyncio.timeout(timeout):
             while True:
-                document = await _status(service, client)
+                document = await _status(service, client, headers)
                 counts = document["services"]["catalog"]["details"]
                 if all(counts.get(name, 0) > 0 for name in BUILT):
                     return document
@@ -266,3 +272,99 @@ async def test_demo_service_keeps_its_cadence_with_a_faulty_simulator(
         assert took <= GRACE + 1.5, took
     assert "Traceback" not in service.output
     _check_database(tmp_path / "data" / "miauflix.sqlite3")
+
+
+async def _query_one(path: Path, sql: str, timeout: float = 30.0) -> tuple[Any, ...]:
+    """The first row `sql` finds in the service's database, polled until there is one."""
+    async with asyncio.timeout(timeout):
+        while True:
+            connection = sqlite3.connect(path)
+            try:
+                row = connection.execute(sql).fetchone()
+            finally:
+                connection.close()
+            if row is not None:
+                return tuple(row)
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(120)
+async def test_read_api_serves_what_the_demo_built(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """Over real HTTP, with the token, the read API answers the lists, movies and seasons built."""
+    database = tmp_path / "data" / "miauflix.sqlite3"
+    auth = {"Authorization": "Bearer secret"}
+    async with httpx.AsyncClient(timeout=5.0, headers=auth) as client:
+        service = await start_service(TICKWORK_TOKEN="secret")
+        await _wait_until_built(service, client, timeout=60, headers=auth)
+
+        denied = await client.get(service.url("/api/lists"), headers={"Authorization": ""})
+        assert denied.status_code == 401
+        lists: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            # refreshLists writes the show list after the two movie lists.
+            while len(lists) < 3:
+                await asyncio.sleep(0.2)
+                lists = (await client.get(service.url("/api/lists"))).json()["lists"]
+        assert all(entry["item_count"] > 0 for entry in lists)
+        slug, count = lists[0]["slug"], lists[0]["item_count"]
+        first = await client.get(service.url(f"/api/lists/{slug}"), params={"per_page": 5})
+        assert first.headers["cache-control"] == "no-store"
+        page = first.json()
+        assert (page["page"], page["per_page"], page["total"]) == (1, 5, count)
+        assert len(page["items"]) == min(5, count)
+        assert {item["kind"] for item in page["items"]} <= {"movie", "show"}
+        second = (
+            await client.get(service.url(f"/api/lists/{slug}"), params={"per_page": 5, "page": 2})
+        ).json()
+        assert not {i["tmdb_id"] for i in second["items"]} & {i["tmdb_id"] for i in page["items"]}
+        for params in ({"per_page": "101"}, {"page": "0"}, {"per_page": "x"}):
+            bad = await client.get(service.url(f"/api/lists/{slug}"), params=params)
+            assert bad.status_code == 400, params
+            assert "error" in bad.json()
+        unknown = await client.get(service.url("/api/lists/no-such-list"))
+        assert (unknown.status_code, unknown.json()) == (404, {"error": "unknown list"})
+
+        (movie_id,) = await _query_one(
+            database,
+            "SELECT m.tmdb_id FROM movie m JOIN movie_source s ON s.movie_id = m.id"
+            " WHERE s.has_file GROUP BY m.id ORDER BY count(*) DESC LIMIT 1",
+        )
+        movie = (await client.get(service.url(f"/api/movies/{movie_id}"))).json()
+        assert movie["tmdb_id"] == movie_id
+        sources = movie["sources"]
+        ranks = [QUALITY_RANK.get(source["quality"], 0) for source in sources]
+        assert ranks == sorted(ranks, reverse=True)
+        assert any(source["file_stored"] for source in sources)
+        for source in sources:
+            assert source["magnet"].startswith(f"magnet:?xt=urn:btih:{source['info_hash']}")
+            assert "&tr=" in source["magnet"]
+        assert movie["logo_url"] is not None
+        assert movie["languages"] == ["en", "es", "fr"]
+        spanish = (await client.get(service.url(f"/api/movies/{movie_id}?lang=es"))).json()
+        assert spanish["title"] == f"{movie['title']} [es]"
+        assert all(genre["name"].endswith(" [es]") for genre in spanish["genres"])
+        missing = await client.get(service.url("/api/movies/1"))
+        assert (missing.status_code, missing.json()) == (404, {"error": "unknown movie"})
+
+        show_id, number, episodes = await _query_one(
+            database,
+            "SELECT t.tmdb_id, s.season_number, s.episode_count FROM season s"
+            " JOIN tv_show t ON t.id = s.show_id WHERE s.synced LIMIT 1",
+        )
+        show = (await client.get(service.url(f"/api/shows/{show_id}"))).json()
+        assert number in [season["season_number"] for season in show["seasons"]]
+        assert show["tagline"]
+        assert show["type"] in {"Scripted", "Miniseries"}
+        assert isinstance(show["in_production"], bool)
+        assert show["episode_run_time"] > 0
+        season = (await client.get(service.url(f"/api/shows/{show_id}/seasons/{number}"))).json()
+        assert season["synced"] is True
+        assert len(season["episodes"]) == episodes
+        assert season["poster_url"] is not None
+        assert all(episode["still_url"] for episode in season["episodes"])
+        gone = await client.get(service.url(f"/api/shows/{show_id}/seasons/999"))
+        assert gone.status_code == 404
+        code, _ = await service.stop()
+        assert code == 0, service.output

@@ -66,6 +66,10 @@ def test_tickwork_wheel_declares_no_dependency(built: dict[str, Built]) -> None:
     assert sorted(service) == ["click", "httpx", "prometheus-client", "starlette", "uvicorn"]
     # tickwork.service._connections subclasses uvicorn's protocol: its range stays pinned.
     assert "<" in service["uvicorn"], service["uvicorn"]
+    cron = [
+        re.split(r"[<>=!~;\s]", r, maxsplit=1)[0] for r in requirements if "extra == 'cron'" in r
+    ]
+    assert sorted(cron) == ["cronsim", "tzdata"]  # calendar schedules (Scheduler.schedule_cron)
 
 
 def test_tickwork_wheel_holds_the_core_and_service_only(built: dict[str, Built]) -> None:

@@ -38,7 +38,8 @@ def test_readme_library_example_runs_without_extras(core_venv: Venv, tmp_path: P
 
 def test_virtual_time_helpers_work_without_extras(core_venv: Venv, tmp_path: Path) -> None:
     """tickwork.testing runs the README's virtual-time example with tickwork alone."""
-    block = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)[1]
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    (block,) = [b for b in blocks if "wait_for_runs" in b]
     (tmp_path / "virtual.py").write_text(block + "\nprint(starts)\n")
     result = core_venv.run("python", "virtual.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -141,3 +142,17 @@ async def test_miauflix_wheel_runs_the_demo_service(miauflix_venv: Venv, tmp_pat
                     await asyncio.sleep(0.2)
         code, _ = await service.stop(signal.SIGTERM, timeout=30)
         assert code == 0, service.output
+
+
+@pytest.mark.parametrize(
+    ("url", "extra"), [("postgresql://db/app", "postgres"), ("redis://cache:6379/0", "redis")]
+)
+def test_coordinator_without_its_extra_is_one_line_and_exit_2(
+    service_venv: Venv, tmp_path: Path, url: str, extra: str
+) -> None:
+    """`--coordinator` naming a backend whose extra is missing: one line naming it, exit 2."""
+    result = service_venv.run("tickwork", "run", "app:setup", "--coordinator", url, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"pip install 'tickwork[{extra}]'" in lines[0]

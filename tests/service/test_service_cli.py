@@ -339,3 +339,45 @@ def test_bad_variable_is_named_with_its_value(
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"tickwork: error: invalid value in environment variable {variable}")
     assert f"{variable}={value!r}" in lines[0]
+
+
+async def test_cron_preview_prints_the_next_fire_times_in_the_zone_and_utc(tmp_path: Path) -> None:
+    """``tickwork cron-preview EXPR --tz ZONE -n 3`` prints three local times with UTC."""
+    code, out, err = await _run(
+        ["cron-preview", "30 2 * * *", "--tz", "Europe/Rome", "-n", "3"], tmp_path
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d 0[23]:[03]0 CES?T \(0[01]:[03]0 UTC\)", line), line
+
+
+async def test_cron_preview_names_the_bad_field_in_one_line(tmp_path: Path) -> None:
+    """An invalid expression is one line naming the field and value, exit 2."""
+    code, _, err = await _run(["cron-preview", "61 * * * *"], tmp_path)
+    assert code == 2
+    assert err.strip() == (
+        "tickwork: error: Invalid value for EXPRESSION/--tz: minute: 61 is out of range 0-59"
+    )
+
+
+def test_status_table_lists_calendar_tasks_with_local_and_utc_next_run() -> None:
+    """``tickwork status`` adds a line per calendar task: expression, zone, next run."""
+    from tickwork.service.cli import _render_table
+
+    tasks = [
+        {
+            "name": "nightly",
+            "state": "scheduled",
+            "runs": 0,
+            "interval": None,
+            "schedule": {"kind": "cron", "expression": "0 3 * * *", "tz": "Europe/Rome"},
+            "skipped": 1,
+            "next_run_at": 1_767_232_800.0,  # 2026-01-01 02:00 UTC
+        }
+    ]
+    text = _render_table({"state": "running", "now": 1_767_225_600.0, "uptime": 1.0}, tasks)
+    assert text.splitlines()[-1] == (
+        "cron nightly: 0 3 * * * (Europe/Rome), next 2026-01-01 03:00 CET (02:00 UTC), skipped 1"
+    )

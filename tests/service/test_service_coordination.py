@@ -190,3 +190,27 @@ async def test_command_line_coordinator_wins_over_the_apps(start_service: StartS
     code, _ = await service.stop()
     assert code == 0
     assert any("application gave is not used" in line for line in service.lines), service.output
+
+
+async def test_a_second_service_on_one_sqlite_store_waits_then_takes_over(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """Two services on one SQLite store: the second warns once, is not ready, then takes over."""
+    url = f"sqlite:///{tmp_path / 'schedule.sqlite3'}"
+    first = await start_service(APP, "--coordinator", url, "--lease-ttl", "2")
+    second = await start_service(APP, "--coordinator", url, "--lease-ttl", "2")
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def ready(service: object) -> bool:
+            code, _ = await get_json(client, service.url("/ready"))  # type: ignore[attr-defined]
+            return code == 200
+
+        await poll(lambda: ready(first))
+        await second.wait_for_line("in use by another process", timeout=10)
+        assert not await ready(second)
+        code, _ = await first.stop()
+        assert code == 0
+        await poll(lambda: ready(second), timeout=20)
+    code, _ = await second.stop()
+    assert code == 0
+    assert sum("in use by another process" in line for line in second.lines) == 1

@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from tickwork import Execution, ExecutionResult, Scheduler
+from tickwork import Execution, ExecutionResult, Scheduler, Snooze
 from tickwork.service import ComponentStatus, create_app, register_component
 from tickwork.testing import wait_for_runs, wait_until
 
@@ -101,6 +101,41 @@ async def test_history_records_recent_executions_bounded() -> None:
         assert starts == sorted(starts)
         assert all(e["outcome"] == "success" and e["duration"] >= 0 for e in entries)
         assert all(e["lateness"] >= 0 for e in entries)
+
+
+async def test_a_snoozed_task_in_status_history_and_metrics() -> None:
+    """A run that snoozed shows as state and outcome with its reason in every endpoint."""
+    calls = 0
+
+    async def body() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("bad row")
+        raise Snooze(60, "tmdb unreachable (connect error)")
+
+    async with Scheduler() as scheduler:
+        app = create_app(scheduler, rate_limit=1000)
+        scheduler.schedule_task("sync", 0.01, body)
+        async with serving(app) as client:
+            await wait_until(lambda: calls >= 2, timeout=5)
+            await wait_until(lambda: scheduler.task_status("sync").state == "snoozed", timeout=5)
+            status = (await client.get("/status")).json()
+            history = (await client.get("/history", params={"task": "sync"})).json()
+            metrics = (await client.get("/metrics")).text
+    (task,) = status["tasks"]
+    assert task["state"] == "snoozed"
+    assert task["last_outcome"] == "snoozed"
+    assert task["last_outcome_reason"] == "tmdb unreachable (connect error)"
+    assert task["next_run_at"] - task["last_finished_at"] == pytest.approx(60.0)
+    assert task["overdue_by"] == 0.0
+    assert [(e["outcome"], e["reason"]) for e in history["sync"]] == [
+        ("failure", "ValueError: bad row"),
+        ("snoozed", "tmdb unreachable (connect error)"),
+    ]
+    assert 'tickwork_task_runs_total{outcome="snoozed",task="sync"} 1.0' in metrics
+    assert 'tickwork_task_runs_total{outcome="failure",task="sync"} 1.0' in metrics
+    assert 'tickwork_task_failures_total{task="sync"} 1.0' in metrics
 
 
 async def test_history_keeps_the_last_100_executions_by_default() -> None:

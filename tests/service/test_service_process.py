@@ -98,8 +98,10 @@ async def test_status_health_metrics_history_served(start_service: StartService)
         history = (await client.get(service.url("/history"), params={"task": "failing"})).json()
         runs = history["failing"]
         assert len(runs) >= 2
-        assert set(runs[0]) == {"started_at", "duration", "outcome", "lateness"}
+        assert set(runs[0]) == {"started_at", "duration", "outcome", "lateness", "reason"}
         assert {r["outcome"] for r in runs} == {"failure"}
+        assert all(r["reason"].startswith("ValueError: xxx") for r in runs)
+        assert all(len(r["reason"]) <= 500 for r in runs)
         everything = (await client.get(service.url("/history"))).json()
         assert set(everything) == {"ok", "failing"}
         missing = await client.get(service.url("/history"), params={"task": "nope"})
@@ -511,7 +513,7 @@ async def test_hanging_resource_release_is_bounded(start_service: StartService) 
     )
     code, elapsed = await service.stop()
     assert code == 1
-    assert elapsed < 2.0
+    assert elapsed < 2.5  # grace + 1 s, with slack for a loaded 2-core machine
     assert "Releasing the app's resources did not finish in time" in service.output
 
 

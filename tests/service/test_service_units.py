@@ -217,6 +217,7 @@ def test_service_public_api_is_pinned() -> None:
         "TracingHook",
         "create_app",
         "register_component",
+        "register_routes",
         "tracing_hook",
     ]
     for name in tickwork.service.__all__:

@@ -646,3 +646,136 @@ async def test_narrow_screen_shows_a_card_per_task_without_horizontal_scrolling(
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "status-page-narrow.png"), full_page=True)
+
+
+CRON_TASK = outcome_task(
+    "nightly-report",
+    interval=None,
+    schedule={"kind": "cron", "expression": "0 3 * * *", "tz": "Europe/Rome"},
+    skipped=0,
+    next_run_at=NOW + 64_800.0,  # 2027-01-16 02:00 UTC, 03:00 in Rome
+)
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+async def test_a_calendar_task_shows_its_expression_zone_and_next_local_time(
+    start_service: StartService, page: Page, width: int
+) -> None:
+    """A cron task shows its expression and zone instead of an interval, and its next run in
+    its zone (on the row) and in UTC (on hover), wide and narrow."""
+    service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
+    await page.set_viewport_size({"width": width, "height": 900})
+    tasks = OUTCOME_STATUS["tasks"]
+    assert isinstance(tasks, list)
+    await serve_canned(page, service.url("/"), {**OUTCOME_STATUS, "tasks": [CRON_TASK, *tasks]})
+    await expect(cell(page, "nightly-report", 1)).to_have_text("0 3 * * * Europe/Rome")
+    await expect(cell(page, "nightly-report", 8)).to_have_text(re.compile(r"^in 18 h · 0?3[:.]00"))
+    await expect(cell(page, "nightly-report", 8)).to_have_attribute(
+        "title", re.compile(r"Europe/Rome \(2027-01-16 02:00 UTC\)$")
+    )
+    await expect(cell(page, "hourly", 1)).to_have_text("1 h")  # interval tasks unchanged
+    width_seen = await page.evaluate("document.documentElement.scrollWidth")
+    assert width_seen <= width, width_seen
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"status-page-cron-{width}.png"), full_page=True)
+
+
+CLUSTER = {
+    "backend": "postgresql",
+    "cluster": "miauflix.app:setup",
+    "replica": "web-1:4242:ab12cd34",
+    "lease_ttl": 30.0,
+    "ready": True,
+    "reachable": True,
+    "peers": [
+        {
+            "replica": "web-1:4242:ab12cd34",
+            "host": "web-1",
+            "pid": 4242,
+            "alive": True,
+            "last_seen_ago": 2.2,
+            "started_ago": 600.0,
+            "tasks": ["refreshLists", "syncMovies"],
+        },
+        {
+            "replica": "web-2:977:<img src=x onerror=alert(1)>",
+            "host": "web-2",
+            "pid": 977,
+            "alive": False,
+            "last_seen_ago": 95.0,
+            "started_ago": 900.0,
+            "tasks": ["refreshLists"],
+        },
+    ],
+    "tasks": [
+        {
+            "name": "refreshLists",
+            "interval": 3600.0,
+            "holder": "web-1:4242:ab12cd34",
+            "token": 41,
+            "lease_expires_in": 27.4,
+            "next_due_in": -3.0,
+            "runs": 12,
+            "failures": 0,
+            "last_outcome": "success",
+            "paused": False,
+            "orphaned": False,
+        },
+        {
+            "name": "oldTask",
+            "interval": 60.0,
+            "holder": None,
+            "token": 7,
+            "lease_expires_in": None,
+            "next_due_in": 3500.0,
+            "runs": 3,
+            "failures": 2,
+            "last_outcome": "failure",
+            "paused": False,
+            "orphaned": True,
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+async def test_cluster_section_shows_peers_and_holders(
+    start_service: StartService, page: Page, width: int
+) -> None:
+    """A coordinated replica's page names its cluster, its peers and each task's holder."""
+    service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
+    await page.set_viewport_size({"width": width, "height": 900})
+    await serve_canned(page, service.url("/"), {**OUTCOME_STATUS, "cluster": CLUSTER})
+    section = page.locator("#cluster")
+    await expect(section).to_be_visible()
+    await expect(page.locator("#cluster-head")).to_have_text(
+        "postgresql · cluster miauflix.app:setup · this replica web-1:4242:ab12cd34 · "
+        "lease 30 s · coordinator ready"
+    )
+    await expect(page.locator("#cluster-peers li")).to_have_text(
+        [
+            "web-1:4242:ab12cd34 (this replica)aliveseen 2 s ago · 2 task(s)",
+            "web-2:977:<img src=x onerror=alert(1)>goneseen 1.6 min ago · 1 task(s)",
+        ]
+    )
+    await expect(page.locator("#cluster-tasks li")).to_have_text(
+        [
+            "refreshListsheldby web-1:4242:ab12cd34 (token 41), lease for 28 s · 12 run(s), "
+            "last success",
+            "oldTaskorphanedtoken 7, due in 58 min · 3 run(s), 2 failing in a row, last failure",
+        ]
+    )
+    scrolls = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not scrolls
+    ARTIFACTS.mkdir(exist_ok=True)
+    await section.screenshot(path=str(ARTIFACTS / f"status-page-cluster-{width}.png"))
+
+
+async def test_no_cluster_section_without_a_coordinator(
+    start_service: StartService, page: Page
+) -> None:
+    """A scheduler on its own shows no cluster section."""
+    service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
+    await serve_canned(page, service.url("/"), {**OUTCOME_STATUS, "cluster": None})
+    await expect(page.locator("#cluster")).to_be_hidden()

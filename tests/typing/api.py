@@ -8,10 +8,13 @@ from tickwork import (
     Execution,
     ExecutionHook,
     ExecutionResult,
+    Outcome,
     Scheduler,
     SchedulerError,
     ShutdownReport,
+    Snooze,
     TaskSpec,
+    TaskState,
     TaskStatus,
     bind,
 )
@@ -25,13 +28,21 @@ class Catalogue:
     def vacuum(self) -> int:
         return 0
 
+    async def sync(self) -> None:
+        raise Snooze(45, "tmdb unreachable (connect error)")
+
+    def quota(self) -> None:
+        raise Snooze(0.5)
+
 
 class Timing:
     def on_start(self, execution: Execution) -> None:
         print(execution.task, execution.lateness)
 
     def on_finish(self, execution: Execution, result: ExecutionResult) -> None:
-        print(result.outcome, result.duration)
+        outcome: Outcome = result.outcome
+        reason: str | None = result.reason
+        print(outcome, reason, result.duration)
 
 
 async def main() -> None:
@@ -44,6 +55,12 @@ async def main() -> None:
         names: list[str] = scheduler.list_tasks()
         statuses: list[TaskStatus] = scheduler.status()
         one: TaskStatus = scheduler.task_status(names[0])
+        state: TaskState = one.state
+        last: Outcome | None = one.last_outcome
+        why: str | None = one.last_outcome_reason
+        print(state, last, why)
+        scheduler.schedule_task("sync", 60.0, catalogue.sync)
+        scheduler.schedule_task("quota", 60.0, catalogue.quota)
         print(one.to_dict()["runs"], statuses)
         await wait_for_runs(scheduler, "refresh", 1)
         try:

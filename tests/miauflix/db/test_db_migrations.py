@@ -14,6 +14,7 @@ from miauflix.db import Base, Database, open_database
 TABLES = {
     "episode",
     "genre",
+    "genre_translation",
     "media_list",
     "media_list_movie",
     "media_list_show",
@@ -21,6 +22,7 @@ TABLES = {
     "movie_genre",
     "movie_source",
     "movie_source_file",
+    "movie_translation",
     "season",
     "show_genre",
     "sync_state",
@@ -42,7 +44,7 @@ async def test_upgrade_creates_every_table(database_url: str) -> None:
     async with await open_database(database_url) as db:
         assert await db.current_revision() is None
         await db.migrate()
-        assert await db.current_revision() == "0003"
+        assert await db.current_revision() == "0004"
         async with db.engine.connect() as connection:
             assert await connection.run_sync(_tables) == TABLES
 
@@ -70,7 +72,7 @@ async def test_models_match_migrated_schema(database: Database) -> None:
 async def test_migrate_is_idempotent(database: Database) -> None:
     """Migrating an up-to-date database again changes nothing."""
     await database.migrate()
-    assert await database.current_revision() == "0003"
+    assert await database.current_revision() == "0004"
 
 
 def _claim_columns(connection: Connection) -> set[str]:
@@ -120,7 +122,7 @@ async def test_replicas_starting_together_migrate_once(database_url: str) -> Non
     try:
         async with asyncio.timeout(60):
             await asyncio.gather(*(db.migrate() for db in databases))
-        assert {await db.current_revision() for db in databases} == {"0003"}
+        assert {await db.current_revision() for db in databases} == {"0004"}
     finally:
         for db in databases:
             await db.aclose()

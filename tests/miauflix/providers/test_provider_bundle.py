@@ -38,12 +38,12 @@ async def test_built_from_the_simulators_environment(providers: Providers, sim: 
 
 async def test_empty_settings_need_configuration() -> None:
     """Without a token or trackers, TMDB and trackers report the missing variable."""
-    async with build_providers(Settings.from_env({})) as bundle:
+    async with build_providers(Settings.from_env({"TRACKERS": ""})) as bundle:
         statuses = bundle.statuses()
     assert statuses["tmdb"].status == "needs_configuration"
     assert statuses["tmdb"].reason == "TMDB_API_TOKEN is not set"
     assert statuses["trackers"].status == "needs_configuration"
-    assert statuses["trackers"].reason == "TRACKERS is not set"
+    assert statuses["trackers"].reason == "TRACKERS is empty: scraping is off"
     assert statuses["yts"].status == "ready"
 
 
@@ -79,7 +79,7 @@ def test_public_names_are_exported() -> None:
 
 async def test_aclose_closes_every_client_when_one_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """A client that fails to close does not keep the others open; its error still surfaces."""
-    bundle = build_providers(Settings.from_env({}))
+    bundle = build_providers(Settings.from_env({"TRACKERS": ""}))
     closed: list[str] = []
 
     async def broken() -> None:

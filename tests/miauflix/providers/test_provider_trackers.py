@@ -235,7 +235,7 @@ async def test_no_trackers_needs_configuration() -> None:
             await scraper.scrape([H1])
         status = scraper.status()
     assert status.status == "needs_configuration"
-    assert status.reason == "TRACKERS is not set"
+    assert status.reason == "TRACKERS is empty: scraping is off"
 
 
 @pytest.mark.parametrize("kind", ["http", "udp"])

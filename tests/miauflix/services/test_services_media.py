@@ -25,7 +25,12 @@ from miauflix.db import (
 )
 from miauflix.providers import Providers
 from miauflix.providers.tmdb import TmdbChange, TmdbMovie, TmdbPage
-from miauflix.services import MOVIE_CHANGES_CHECKPOINT, ListSynchronizer, MediaService
+from miauflix.services import (
+    MOVIE_CHANGES_CHECKPOINT,
+    MOVIE_DETAILS_RETRY,
+    ListSynchronizer,
+    MediaService,
+)
 from miauflix.simulator import Simulator
 
 from .conftest import SIM_NOW, FakeClock
@@ -224,7 +229,7 @@ async def _titles(database: Database) -> dict[int, str]:
 async def test_sync_movies_updates_only_stored_changed_movies_and_checkpoints(
     media: MediaService, database: Database, sim: Simulator
 ) -> None:
-    """The first run walks 14 days back to today, updates stored movies only, checkpoints now."""
+    """The first run looks back 24 h, updates stored movies only, and checkpoints now."""
     yesterday = TODAY - dt.timedelta(days=1)
     changed = _changed_on(sim, yesterday)
     unchanged = [
@@ -239,7 +244,7 @@ async def test_sync_movies_updates_only_stored_changed_movies_and_checkpoints(
     report = await media.sync_movies()
 
     assert not report.skipped
-    assert report.days == tuple(TODAY - dt.timedelta(days=n) for n in range(14, -1, -1))
+    assert report.days == (yesterday, TODAY)
     assert report.failed_day is None
     assert report.updated == 1
     titles = await _titles(database)
@@ -344,3 +349,94 @@ async def test_sync_movies_leaves_a_movie_gone_from_tmdb_as_stored(
     assert report.gone == 1
     assert report.failed_day is None
     assert (await _titles(database))[changed[0]] == "placeholder"
+
+
+async def _details_retry(database: Database, tmdb_id: int) -> tuple[int, dt.datetime | None]:
+    async with database.session() as session:
+        movie = (await session.scalars(select(Movie).where(Movie.tmdb_id == tmdb_id))).one()
+        return movie.details_failures, movie.next_details_attempt_at
+
+
+async def test_two_failing_movies_do_not_stall_the_day(
+    media: MediaService, database: Database, sim: Simulator
+) -> None:
+    """Two movies whose details keep failing are queued on their own; the day completes."""
+    yesterday = TODAY - dt.timedelta(days=1)
+    changed = _changed_on(sim, yesterday)
+    failing, healthy = changed[:2], changed[2]
+    await _store_movies(database, [*failing, healthy])
+    sim.faults.only = tuple(f"/tmdb/3/movie/{tmdb_id}" for tmdb_id in failing)
+    sim.faults.error_rate = 1.0
+
+    report = await media.sync_movies()
+
+    assert report.failed_day is None
+    assert report.days == (yesterday, TODAY)
+    assert report.failed == 2
+    titles = await _titles(database)
+    assert titles[healthy] == sim.catalogue.movie(healthy).title  # type: ignore[union-attr]
+    assert all(titles[tmdb_id] == "placeholder" for tmdb_id in failing)
+    for tmdb_id in failing:
+        failures, retry_at = await _details_retry(database, tmdb_id)
+        assert failures == 1
+        assert retry_at is not None
+        assert NOW + dt.timedelta(seconds=0.7 * MOVIE_DETAILS_RETRY.base) <= retry_at
+    async with database.session() as session:
+        assert await get_sync_state(session, MOVIE_CHANGES_CHECKPOINT) == NOW
+
+
+async def test_a_queued_movie_is_retried_when_due_and_leaves_the_queue(
+    media: MediaService, database: Database, sim: Simulator, clock: FakeClock
+) -> None:
+    """A later run fetches a queued movie once its retry time has come, then clears its retry."""
+    changed = _changed_on(sim, TODAY - dt.timedelta(days=1))
+    await _store_movies(database, [changed[0]])
+    sim.faults.only = (f"/tmdb/3/movie/{changed[0]}",)
+    sim.faults.error_rate = 1.0
+    await media.sync_movies()
+    sim.faults.reset()
+
+    clock.advance(60)
+    early = await media.sync_movies()
+    assert early.retried == 0
+    clock.advance(2 * MOVIE_DETAILS_RETRY.base)
+    report = await media.sync_movies()
+
+    assert report.retried == 1
+    assert (await _titles(database))[changed[0]] == sim.catalogue.movie(changed[0]).title  # type: ignore[union-attr]
+    assert await _details_retry(database, changed[0]) == (0, None)
+
+
+async def test_a_movie_failing_again_backs_off_longer(
+    media: MediaService, database: Database, sim: Simulator, clock: FakeClock
+) -> None:
+    """A queued movie that fails again counts its streak and waits longer than the first time."""
+    changed = _changed_on(sim, TODAY - dt.timedelta(days=1))
+    await _store_movies(database, [changed[0]])
+    sim.faults.only = (f"/tmdb/3/movie/{changed[0]}",)
+    sim.faults.error_rate = 1.0
+    await media.sync_movies()
+    _, first = await _details_retry(database, changed[0])
+    assert first is not None
+    clock.advance((first - NOW).total_seconds())
+
+    report = await media.sync_movies()
+
+    failures, second = await _details_retry(database, changed[0])
+    assert report.failed == 1
+    assert failures == 2
+    assert second is not None
+    assert second - clock() >= dt.timedelta(seconds=0.8 * 2 * MOVIE_DETAILS_RETRY.base)
+
+
+async def test_the_first_lookback_is_a_checked_setting(
+    database: Database, providers: Providers, clock: FakeClock
+) -> None:
+    """A 14-day first lookback walks 15 days; one beyond `max_days_back` is refused."""
+    media = MediaService(database, providers.tmdb, clock=clock, first_lookback=14 * 86400.0)
+
+    report = await media.sync_movies()
+
+    assert report.days[0] == TODAY - dt.timedelta(days=14)
+    with pytest.raises(ValueError, match="first_lookback must be between 0 and"):
+        MediaService(database, providers.tmdb, first_lookback=15 * 86400.0)

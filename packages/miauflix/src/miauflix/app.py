@@ -21,7 +21,15 @@ resyncMovieSources       5 s       fill one movie's missing source upload dates 
 =======================  ========  =========================================================
 
 Components under `/status` -> `services`: `catalog` (row counts in `details`, and what this
-replica processed per task), and the providers `tmdb`, `yts`, `torrent_files`, `trackers`.
+replica processed per task), and the providers `tmdb`, `yts`, `torrent_files`, `trackers`. The
+read API (`miauflix.api`: `/api/lists`, `/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is
+served beside `/status`, under its token and rate limit.
+
+A task whose provider is down (its service's `ProviderPause`) ends its run snoozed
+(`tickwork.Snooze`) for what is left of the pause, the provider and the cause in the reason,
+so its row reads e.g. "snoozed 45 s: tmdb unreachable (connect error)" and the scheduler does
+not start it meanwhile. A failing item (a season, a movie, a source) stays the item's matter:
+logged, backed off on its own, counted under its provider's component.
 
 Several replicas (PostgreSQL). With `DATABASE_URL=postgresql+asyncpg://...` setup gives the
 scheduler a `PostgresCoordinator` on the same database (cluster `miauflix`) unless
@@ -41,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -55,14 +64,15 @@ from miauflix._storage import (
     prepare_data_dir,
     start_demo_simulator,
 )
+from miauflix.api import read_routes
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
-from miauflix.services import ListSynchronizer, MediaService, SourceService
+from miauflix.services import ListSynchronizer, MediaService, ProviderPause, SourceService
 from miauflix.settings import RATE_DEFAULTS, Settings, SettingsError, format_rate
 from miauflix.simulator import Faults, Simulator
-from tickwork import Scheduler, TaskSpec
+from tickwork import Scheduler, Snooze, TaskSpec
 from tickwork.coordination import Coordinator
-from tickwork.service import ComponentStatus, register_component
+from tickwork.service import ComponentStatus, register_component, register_routes
 
 __all__ = [
     "CLUSTER",
@@ -154,6 +164,8 @@ class TaskDefinition:
         singleton: True: once per interval cluster-wide under a coordinator (the slow tasks,
             whose writes are fenced); False: on every replica (the draining tasks, which
             claim their items).
+        pause: Picks the task's provider pause from the built application, or None: a run
+            after which it lasts ends snoozed (`snoozing`).
     """
 
     name: str
@@ -163,13 +175,17 @@ class TaskDefinition:
     timeout_per_request: float
     max_backoff: float | None = None
     singleton: bool = True
+    pause: Callable[[MiauflixApp], ProviderPause] | None = None
 
     def spec(self, app: MiauflixApp) -> TaskSpec:
         """The scheduler registration of this task on `app`'s services and settings."""
+        task = self.method(app)
+        if self.pause is not None:
+            task = snoozing(task, self.pause(app))
         return TaskSpec(
             self.name,
             self.interval,
-            self.method(app),
+            task,
             timeout=self.timeout_for(app.settings),
             max_backoff=self.max_backoff,
             singleton=self.singleton,
@@ -203,6 +219,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout_per_request=3,
         max_backoff=60,
         singleton=False,
+        pause=lambda app: app.media.season_pause,
     ),
     TaskDefinition(
         name="movieSourceSearch",
@@ -212,6 +229,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout_per_request=3,
         max_backoff=60,
         singleton=False,
+        pause=lambda app: app.sources.search_pause,
     ),
     TaskDefinition(
         name="dataFileSearch",
@@ -221,6 +239,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout_per_request=5,
         max_backoff=60,
         singleton=False,
+        pause=lambda app: app.sources.file_pause,
     ),
     TaskDefinition(
         name="updateSourcesStats",
@@ -230,6 +249,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout_per_request=3,
         max_backoff=60,
         singleton=False,
+        pause=lambda app: app.sources.stats_pause,
     ),
     TaskDefinition(
         name="resyncMovieSources",
@@ -239,9 +259,31 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout_per_request=3,
         max_backoff=60,
         singleton=False,
+        pause=lambda app: app.sources.resync_pause,
     ),
 )
 """The seed's seven tasks, in its order, with their intervals (seconds)."""
+
+
+def snoozing(
+    method: Callable[[], Awaitable[object]], pause: ProviderPause
+) -> Callable[[], Awaitable[object]]:
+    """Return `method` as a task body that ends its run snoozed while `pause` lasts after it.
+
+    The run that trips the pause, and a run started while it lasts (which returns at once),
+    raise `tickwork.Snooze(pause.remaining(), pause.reason)`: the next run starts when the
+    pause ends, and status shows the task snoozed with the provider and the cause. The
+    wrapped method is `__wrapped__`.
+    """
+
+    @functools.wraps(method)
+    async def run() -> object:
+        result = await method()
+        if pause.active():
+            raise Snooze(pause.remaining(), pause.reason)
+        return result
+
+    return run
 
 
 def _faults(settings: Settings) -> Faults:
@@ -281,6 +323,12 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             "is configured: set DATABASE_URL=postgresql+asyncpg://... to run several replicas, "
             "or drop --coordinator"
         )
+    if settings.trackers is not None:
+        tracker_origin = "TRACKERS"
+    elif settings.demo_mode:
+        tracker_origin = "the simulator's, demo mode"
+    else:
+        tracker_origin = "the original backend's defaults"
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
         lock: DataDirLock | None = None
@@ -319,8 +367,11 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
                 tmdb_api_token=simulator.tmdb_token,
                 yts_api_url=simulator.yts_url,
                 torrent_cache_url=simulator.torrent_cache_url,
-                trackers=settings.trackers
-                or (simulator.http_tracker_url, simulator.udp_tracker_url),
+                # Unset: the simulator's trackers, which know the simulated swarms (the
+                # public ones would be asked about hashes they never saw).
+                trackers=(simulator.http_tracker_url, simulator.udp_tracker_url)
+                if settings.trackers is None
+                else settings.trackers,
             )
         database = await open_configured_database(settings)
         stack.push_async_callback(database.aclose)
@@ -329,13 +380,14 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         stack.push_async_callback(providers.aclose)
         coordinated = postgres and _coordinate(scheduler, settings, database)
         claim_ttl = _claim_ttl(settings) if coordinated else None
+        _log_trackers(settings, tracker_origin)
         rng = random.Random()
         app = MiauflixApp(
             settings=settings,
             database=database,
             providers=providers,
             simulator=simulator,
-            lists=ListSynchronizer(database, providers.tmdb),
+            lists=ListSynchronizer(database, providers.tmdb, languages=settings.languages),
             media=MediaService(database, providers.tmdb, rng=rng, claim_ttl=claim_ttl),
             sources=SourceService(
                 database,
@@ -348,6 +400,7 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             lock=lock,
         )
         _register_components(scheduler, app)
+        register_routes(scheduler, read_routes(database))
         if settings.disable_background_tasks:
             logger.info("DISABLE_BACKGROUND_TASKS is set: no background task is scheduled")
         else:
@@ -455,6 +508,13 @@ async def share_budgets_once(coordinator: Coordinator, providers: Providers) -> 
 async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.wait([task])
+
+def _log_trackers(settings: Settings, origin: str) -> None:
+    trackers = settings.tracker_urls
+    if not trackers:
+        logger.info("TRACKERS is empty: no tracker is scraped and magnets carry no trackers")
+        return
+    logger.info("trackers (%s; TRACKERS= turns scraping off): %s", origin, ", ".join(trackers))
 
 
 def _register_tasks(scheduler: Scheduler, app: MiauflixApp) -> tuple[str, ...]:

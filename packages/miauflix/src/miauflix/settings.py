@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEMO_RATES", "RATE_DEFAULTS", "Settings", "SettingsError", "format_rate"]
+__all__ = [
+    "DEFAULT_TRACKERS",
+    "DEMO_RATES",
+    "RATE_DEFAULTS",
+    "Settings",
+    "SettingsError",
+    "format_rate",
+]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -24,6 +31,13 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 DEFAULT_TMDB_API_URL = "https://api.themoviedb.org/3"
 DEFAULT_YTS_API_URL = "https://yts.mx"
 DEFAULT_TORRENT_CACHE_URL = "https://itorrents.org"
+DEFAULT_TRACKERS: tuple[str, ...] = (
+    "udp://tracker.opentrackr.org:1337/announce",
+    "udp://tracker.openbittorrent.com:80/announce",
+    "udp://tracker.openbittorrent.com:6969/announce",
+)
+"""The original backend's trackers: scraped, and written into magnets, when `TRACKERS` is
+not set (outside demo mode)."""
 
 
 RATE_DEFAULTS: dict[str, str] = {
@@ -62,9 +76,14 @@ class Settings:
         yts_api_url: YTS base URL (`YTS_API_URL`); the client appends `/api/v2/...`.
         torrent_cache_url: Torrent cache base URL (`TORRENT_CACHE_URL`); the client appends
             `/torrent/<INFO_HASH>.torrent`.
-        trackers: Tracker announce URLs for scrapes (`TRACKERS`, comma-separated,
-            `http(s)://` or `udp://`).
+        trackers: Tracker announce URLs for scrapes and magnets (`TRACKERS`, comma-separated,
+            `http(s)://` or `udp://`). None (not set): the original backend's three public UDP
+            trackers (`DEFAULT_TRACKERS`), or the simulator's in demo mode. Empty (`TRACKERS=`):
+            no scraping, magnets without trackers. See `tracker_urls`.
         disable_background_tasks: Start with no scheduled tasks (`DISABLE_BACKGROUND_TASKS`).
+        languages: ISO 639-1 codes whose genre names `refreshLists` keeps besides English
+            (`MIAUFLIX_LANGUAGES`, comma-separated, default `es,fr`; empty: none). Movie
+            translations are kept in every language TMDB has.
         http_timeout: Seconds for one provider request (`MIAUFLIX_HTTP_TIMEOUT`, default 10).
         tmdb_rate: TMDB requests per second (`MIAUFLIX_TMDB_RATE`, default `40/s`).
         yts_rate: YTS requests per second (`MIAUFLIX_YTS_RATE`, default `20/min`).
@@ -93,8 +112,9 @@ class Settings:
     tmdb_api_token: str = field(default="", repr=False)
     yts_api_url: str = DEFAULT_YTS_API_URL
     torrent_cache_url: str = DEFAULT_TORRENT_CACHE_URL
-    trackers: tuple[str, ...] = ()
+    trackers: tuple[str, ...] | None = None
     disable_background_tasks: bool = False
+    languages: tuple[str, ...] = ("es", "fr")
     http_timeout: float = 10.0
     tmdb_rate: float = 40.0
     yts_rate: float = 20 / 60
@@ -107,6 +127,11 @@ class Settings:
     def demo_mode(self) -> bool:
         """True when no TMDB token is configured: the simulator stands in for the providers."""
         return not self.tmdb_api_token
+
+    @property
+    def tracker_urls(self) -> tuple[str, ...]:
+        """`trackers`, or `DEFAULT_TRACKERS` when it is not set."""
+        return DEFAULT_TRACKERS if self.trackers is None else self.trackers
 
     @property
     def resolved_database_url(self) -> str:
@@ -132,8 +157,9 @@ class Settings:
             tmdb_api_token=token,
             yts_api_url=_url(env, "YTS_API_URL", DEFAULT_YTS_API_URL),
             torrent_cache_url=_url(env, "TORRENT_CACHE_URL", DEFAULT_TORRENT_CACHE_URL),
-            trackers=_trackers(env.get("TRACKERS", "")),
+            trackers=None if "TRACKERS" not in env else _trackers(env["TRACKERS"]),
             disable_background_tasks=_bool(env, "DISABLE_BACKGROUND_TASKS"),
+            languages=_languages(env.get("MIAUFLIX_LANGUAGES", "es,fr")),
             http_timeout=_positive_float(env, "MIAUFLIX_HTTP_TIMEOUT", 10.0),
             tmdb_rate=_rate(env, "MIAUFLIX_TMDB_RATE", rates),
             yts_rate=_rate(env, "MIAUFLIX_YTS_RATE", rates),
@@ -169,6 +195,18 @@ def _database_url(value: str) -> str:
     raise SettingsError(
         f"DATABASE_URL must be a postgresql:// or sqlite:/// URL, got {value.split('@')[-1]!r}"
     )
+
+
+def _languages(value: str) -> tuple[str, ...]:
+    languages = tuple(
+        dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip())
+    )
+    for language in languages:
+        if not (len(language) == 2 and language.isascii() and language.isalpha()):
+            raise SettingsError(
+                f"MIAUFLIX_LANGUAGES entries must be ISO 639-1 codes such as 'es', got {language!r}"
+            )
+    return languages
 
 
 def _trackers(value: str) -> tuple[str, ...]:

@@ -16,19 +16,24 @@ long as it is scheduled::
     asyncio.run(main())
 
 Errors are logged, never fatal; tasks are independent; ``status()`` says what each is doing;
-``shutdown()`` is bounded. See ``tickwork.testing`` for deterministic tests on virtual time.
+``shutdown()`` is bounded. A body that cannot do its work now raises ``Snooze(seconds, reason)``:
+not an error, the next run after ``seconds``. See ``tickwork.testing`` for deterministic tests
+on virtual time.
 """
 
 from tickwork._bind import bind
+from tickwork._cron import CronSpec
 from tickwork._errors import ErrorCode, SchedulerError
 from tickwork._hooks import Execution, ExecutionHook, ExecutionResult, Outcome
 from tickwork._lease import Lease, LeaseLostError, current_lease
 from tickwork._scheduler import Scheduler
+from tickwork._snooze import Snooze
 from tickwork._spec import TaskSpec
 from tickwork._status import ShutdownReport, TaskState, TaskStatus
 from tickwork._version import __version__
 
 __all__ = [
+    "CronSpec",
     "ErrorCode",
     "Execution",
     "ExecutionHook",
@@ -39,6 +44,7 @@ __all__ = [
     "Scheduler",
     "SchedulerError",
     "ShutdownReport",
+    "Snooze",
     "TaskSpec",
     "TaskState",
     "TaskStatus",

@@ -7,9 +7,12 @@ uncoordinated one (``TaskRunner._main``, which stays as it was)::
                    │
                  Grant ──> run the body under a Lease ──> release(wait) ──> sleep(wait) ──> ...
                                │  renew every ttl/3 (local deadline: 0.9 ttl on CLOCK_BOOTTIME)
-                               └─ superseded, or deadline passed: the lease is lost; a coroutine
-                                  body is cancelled, a plain function is flagged (it cannot be
-                                  stopped); the run ends ``lease_lost``
+                               ├─ superseded, or deadline passed: the lease is lost; a coroutine
+                               │  body is cancelled, a plain function is flagged (it cannot be
+                               │  stopped); the run ends ``lease_lost``
+                               └─ the body raised Snooze(seconds): the run ends ``snoozed``,
+                                  release(wait=seconds) (no replica runs it before), the
+                                  runner's state is ``snoozed`` until it asks again
 
 Every wait comes from the coordinator, as a duration on its clock: the store decides when the
 task is due, so a replica's clock never does. A coordinator that cannot be reached means "not
@@ -26,9 +29,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickwork import _clock
+from tickwork._calendar import sleep_cap
 from tickwork._execution import _Timeout
 from tickwork._hooks import ExecutionResult, call_finish, call_start
 from tickwork._lease import Lease, LeaseLostError, _current
+from tickwork._snooze import Snooze, bounded
 from tickwork.coordination._protocol import Busy, Coordinator, CoordinatorError, Grant, TaskDecl
 
 if TYPE_CHECKING:
@@ -84,6 +89,7 @@ class Coordination:
         self._task: asyncio.Task[None] | None = None
         self.reachable = False
         self._down_since: float | None = None
+        self._failing: set[str] = set()
         self._down_failures = 0
         self._down_reported = 0.0
         self.calls = 0
@@ -111,22 +117,30 @@ class Coordination:
         assert self._started is not None
         await self._started.wait()
 
-    async def call(self, awaitable: Awaitable[T]) -> T | _Failed:
-        """Await one coordinator call; a failure is logged as part of an episode, never raised."""
+    async def call(self, kind: str, awaitable: Awaitable[T]) -> T | _Failed:
+        """Await one coordinator call; a failure is logged as part of an episode, never raised.
+
+        An episode begins with the first failing call and ends when every kind of call that
+        failed in it (``kind``: "acquire", "heartbeat", ...) has succeeded again, so a
+        coordinator whose one call keeps failing is one episode, not one per heartbeat.
+        """
         loop = asyncio.get_running_loop()
         began = loop.time()
         self.calls += 1
         try:
             result = await awaitable
-        except CoordinatorError as exc:
-            self._failed(exc, loop.time())
+        except (CoordinatorError, OSError, TimeoutError) as exc:
+            self._failed(kind, exc, loop.time())
             return FAILED
-        except (OSError, TimeoutError) as exc:
-            self._failed(exc, loop.time())
+        except Exception as exc:
+            # A coordinator's own bug: still "not the holder", never a removed task. Logged
+            # with its traceback, since no store outage explains it.
+            self._failed(kind, exc, loop.time(), traceback=True)
             return FAILED
         finally:
             self.call_seconds += loop.time() - began
-        if self._down_since is not None:
+        self._failing.discard(kind)
+        if self._down_since is not None and not self._failing:
             _log.info(
                 "Coordinator %s reachable again after %.1f s (%d failed calls)",
                 self.coordinator.backend,
@@ -134,11 +148,14 @@ class Coordination:
                 self._down_failures,
             )
             self._down_since = None
-        self.reachable = True
+        self.reachable = not self._failing
         return result
 
-    def _failed(self, exc: BaseException, now: float) -> None:
+    def _failed(
+        self, kind: str, exc: BaseException, now: float, *, traceback: bool = False
+    ) -> None:
         self.reachable = False
+        self._failing.add(kind)
         if self._down_since is None:
             self._down_since = now
             self._down_reported = now
@@ -147,6 +164,7 @@ class Coordination:
                 "Coordinator %s unreachable: %s; singleton tasks do not run until it answers",
                 self.coordinator.backend,
                 exc,
+                exc_info=exc if traceback else None,
             )
             return
         self._down_failures += 1
@@ -164,13 +182,13 @@ class Coordination:
         assert self._started is not None
         coordinator = self.coordinator
         delay = _RETRY_MIN
-        while isinstance(await self.call(coordinator.start()), _Failed):
+        while isinstance(await self.call("start", coordinator.start()), _Failed):
             await asyncio.sleep(delay)
             delay = min(_RETRY_MAX, delay * 2)
         self._started.set()
         heartbeat = coordinator.heartbeat_interval
         while True:
-            await self.call(coordinator.heartbeat(self._scheduler.list_tasks()))
+            await self.call("heartbeat", coordinator.heartbeat(self._scheduler.list_tasks()))
             await asyncio.sleep(heartbeat)
 
     async def close(self, timeout: float) -> None:
@@ -200,24 +218,37 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
     await coordination.wait_started()
     retry = _RETRY_MIN
     declared = False
+    calendar = runner._calendar  # a cron task: the instant is the due time (see _calendar)
     while not runner.cancelled:
+        if runner.state == "snoozed":
+            runner.state = "scheduled"  # the snooze's wait is over; a peer may take the task
         if not declared:
             decl = TaskDecl(name, runner.interval, runner.run_immediately)
-            declared = not isinstance(await coordination.call(coordinator.declare([decl])), _Failed)
+            if calendar is not None:  # first due at the next instant
+                decl = calendar.declaration(runner, _clock.wall_time(loop))
+            declared = not isinstance(
+                await coordination.call("declare", coordinator.declare([decl])), _Failed
+            )
             if not declared:
                 await runner.sleep(retry)
                 retry = min(_RETRY_MAX, retry * 2)
                 continue
         suspend_clock = coordination.lease_clock or loop_clock
         sent = suspend_clock()
-        answer = await coordination.call(coordinator.acquire(name))
+        answer = await coordination.call("acquire", coordinator.acquire(name))
         if isinstance(answer, _Failed):
             wait = retry
             retry = min(_RETRY_MAX, retry * 2)
         elif isinstance(answer, Busy):
             retry = _RETRY_MIN
             wait = answer.wait if answer.holder is None else min(answer.wait, _HANDOVER_POLL)
+            if calendar is not None:
+                calendar.follow(_clock.wall_time(loop))
             wait += random.uniform(0.0, _BUSY_JITTER)
+        elif calendar is not None and not calendar.take_grant(_clock.wall_time(loop)):
+            retry = _RETRY_MIN  # an instant older than the grace: skipped, due at the next
+            wait = calendar.next_run_at - _clock.wall_time(loop)
+            wait = await _release(coordination, answer, max(0.0, wait), 0, "skipped") or 0.0
         else:
             retry = _RETRY_MIN
             try:
@@ -229,6 +260,8 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
                 return
         if runner.cancelled:
             return
+        if calendar is not None:
+            wait = sleep_cap(wait)  # re-read the wall clock at least every minute
         await runner.sleep(wait)
 
 
@@ -260,7 +293,7 @@ async def _run_granted(
         while True:
             await asyncio.sleep(grant.ttl / 3)
             sent = suspend_clock()
-            answer = await coordination.call(coordinator.renew(grant))
+            answer = await coordination.call("renew", coordinator.renew(grant))
             if answer is None:
                 lease._lose("superseded: the coordinator granted the task to another replica")
             elif not isinstance(answer, _Failed):
@@ -304,6 +337,9 @@ async def _run_granted(
     except LeaseLostError:
         lease._lose("the body reported it")
         outcome = "lease_lost"
+    except Snooze as snooze:
+        runner._snoozed(execution, snooze)
+        outcome = "snoozed"
     except BaseException as exc:
         keep = runner._failed(execution, exc)
         outcome = "timeout" if isinstance(exc, _Timeout) else "failure"
@@ -346,7 +382,7 @@ async def _release(
     delay = 0.1
     while True:
         answer = await coordination.call(
-            coordinator.release(grant, wait=wait, failures=failures, outcome=outcome)
+            "release", coordinator.release(grant, wait=wait, failures=failures, outcome=outcome)
         )
         if not isinstance(answer, _Failed):
             return answer
@@ -361,7 +397,7 @@ async def _release_quietly(coordination: Coordination, grant: Grant) -> None:
     release = coordination.coordinator.release(grant, wait=0.0, failures=0, outcome="cancelled")
     try:
         async with asyncio.timeout(_RELEASE_ON_CANCEL):
-            await asyncio.shield(coordination.call(release))
+            await asyncio.shield(coordination.call("release", release))
     except (TimeoutError, asyncio.CancelledError):
         pass
 
@@ -375,12 +411,13 @@ def _end_lease_lost(
 ) -> None:
     """Record a run that ended ``lease_lost``: no failure, no backoff, one WARNING."""
     now = loop.time()
-    runner.record_lease_lost(now, started)
+    reason = bounded(lease._lost or "lost")
+    runner.record_lease_lost(now, started, reason)
     _log.warning(
         "Task %s: lease lost (token %d, %s); the run ended without its result counting",
         lease.task,
         lease.token,
-        lease._lost or "lost",
+        reason,
         extra={"task": lease.task},
     )
     if execution is not None:
@@ -392,5 +429,6 @@ def _end_lease_lost(
                 duration=now - started,
                 finished_at=now + _clock.wall_offset(loop),
                 error=None,
+                reason=reason,
             ),
         )

@@ -19,6 +19,10 @@ The state machine of a ``TaskRunner``. ``state`` is the public :data:`tickwork.T
     |                    |  included) | timeout  ->  _end(): runs, last_*, failures, the
     |                    |  FailureLog, the hooks; deadline = now + wait()
     |                    |
+    |                    +--- the body raised Snooze(seconds): _snoozed(): runs, last_*, the
+    |                    |    hooks (no failure, the streak kept); deadline = now + seconds
+    |                    |    -> SNOOZED, which waits like SCHEDULED, then RUNNING
+    |                    |
     |                    +--- a plain function timed out and its thread still runs:
     |                    |    stays RUNNING (``_thread`` set) until the thread returns,
     |                    |    then deadline = now + wait()  (a task never overlaps itself)
@@ -30,14 +34,17 @@ Fields in each state (loop times; ``snapshot`` converts them to epoch seconds)::
 
     state       deadline           last_started   running_for       next_run_at   _thread
     SCHEDULED   next start         previous run   None              deadline      None
+    SNOOZED     end + seconds      previous run   None              deadline      None
     RUNNING     start it was due   this run       now - started     None          set while a
                                                                                   plain function
                                                                                   runs
 
 ``runs``, ``failures``, ``consecutive_failures``, ``last_finished``, ``last_duration`` and
-``last_error`` change only in ``_end`` (or the fast path, which writes the same values: pinned
-by ``tests/core/test_runner.py``). ``last_success`` is stored only when a failure streak
-begins; without failures it is ``last_finished``.
+``last_error`` change only in ``_end`` and ``_snoozed`` (or the fast path, which writes the same
+values: pinned by ``tests/core/test_runner.py``). A success writes no outcome: ``_odd`` keeps
+the latest run that did not succeed (number, outcome, reason), and ``snapshot`` reads "success"
+when a later run finished since. ``last_success`` is stored only when such a run follows a
+success; while the latest run succeeded it is ``last_finished``.
 
 _WAITS, chosen after each execution from ``wait = deadline - now``:
 
@@ -50,13 +57,17 @@ _WAITS, chosen after each execution from ``wait = deadline - now``:
   and no wake-ups. (After a ``GeneratorExit`` the coroutine may be being closed, and must not
   await again.)
 
-A new kind of wait (snoozed, paused, a calendar time) is a new branch in
-``_wait_for_deadline``'s caller and, when it must show in status, a new ``TaskState`` member.
+A new kind of wait (paused, a calendar time) is a new branch in ``_main`` where it chooses the
+wait and, when it must show in status, a new ``TaskState`` member (as ``"snoozed"``).
 
 Coordinated singleton tasks (a scheduler with a coordinator) run another cycle on the same
 record: ``_coordinated.run_coordinated`` (drawn in its module) acquires a lease before each run
 and takes every wait from the coordinator; it uses this class's body call and bookkeeping
 (``_call_body``, ``_end``, ``_join_thread``), so status, hooks and failure logs are the same.
+
+Calendar tasks (``schedule_cron``) run ``_calendar.run_calendar`` (drawn in its module) on the
+same record: it computes each start from the cron expression and calls ``_execute``;
+``_wait`` asks the calendar for the wait after a run (retry or next instant).
 
 cancel() (``cancel_task``, ``shutdown``, or the body cancelling its own task): no further
 start. A waiting runner leaves at once (timer cancelled, sleep woken); a running body finishes,
@@ -82,12 +93,14 @@ from typing import TYPE_CHECKING, Any
 from tickwork import _clock
 from tickwork._failures import FailureLog
 from tickwork._hooks import Execution, ExecutionResult, Outcome, call_finish, call_start
+from tickwork._snooze import Snooze, bounded
 from tickwork._status import TaskState, TaskStatus
 from tickwork._threads import pool
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator
 
+    from tickwork._calendar import Calendar
     from tickwork._coordinated import Coordination
     from tickwork._scheduler import Scheduler
 
@@ -127,6 +140,7 @@ class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
+        "_calendar",
         "_coordination",
         "_failure_log",
         "_fn",
@@ -134,6 +148,7 @@ class TaskRunner:
         "_jitter",
         "_loop",
         "_max_backoff",
+        "_odd",
         "_scheduler",
         "_thread",
         "_timeout",
@@ -168,9 +183,11 @@ class TaskRunner:
         max_backoff: float | None,
         run_immediately: bool,
         coordination: Coordination | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._coordination = coordination
+        self._calendar = calendar  # a cron task: _calendar computes its starts
         self.run_immediately = run_immediately
         self._loop = loop
         self._fn = fn
@@ -193,11 +210,14 @@ class TaskRunner:
         self.last_success: float | None = None
         self.last_duration: float | None = None
         self.last_error: str | None = None
+        # The latest run that did not succeed: (its number, outcome, reason). A success writes
+        # nothing (the fast path stays as it is): a later run number means the latest succeeded.
+        self._odd: tuple[int, Outcome, str | None] | None = None
         self.deadline = loop.time()
         self._timer: asyncio.Handle | None = None  # the parked wait's TimerHandle
         self._wakeup: asyncio.Future[None] | None = None  # the short wait's future
         self._thread: asyncio.Future[Any] | None = None  # a plain function's run in its thread
-        if run_immediately or coordination is not None:
+        if run_immediately or coordination is not None or calendar is not None:
             # A coordinated task asks the coordinator at once: the store decides when it is due.
             self._timer = loop.call_soon(self._spawn)
         else:
@@ -226,12 +246,23 @@ class TaskRunner:
         """A frozen status at loop time ``now``; ``offset`` converts loop times to epoch."""
         running = self.state == "running"
         started = self.last_started
-        # While no failure is pending, the latest finish was a success (the fast path does not
-        # write last_success); _end stores it when a failure streak begins.
-        last_success = self.last_success if self.consecutive_failures else self.last_finished
+        odd = self._odd
+        outcome: Outcome | None
+        if odd is not None and odd[0] == self.runs:
+            _, outcome, reason = odd
+            last_success = self.last_success  # stored when the run before the odd one ended
+        else:
+            # The latest run succeeded (the fast path writes neither last_success nor _odd).
+            outcome = "success" if self.runs else None
+            reason = None
+            last_success = self.last_finished
+        next_run_at = None if running or self.cancelled else self.deadline + offset
+        calendar = self._calendar
+        if calendar is not None:  # a cron task: the next instant, in wall time
+            next_run_at = None if running or self.cancelled else calendar.next_run_at
         return TaskStatus(
             name=self.name,
-            interval=self.interval,
+            interval=None if calendar is not None else self.interval,
             timeout=self._timeout,
             state=self.state,
             runs=self.runs,
@@ -242,8 +273,12 @@ class TaskRunner:
             last_success_at=None if last_success is None else last_success + offset,
             last_duration=self.last_duration,
             last_error=self.last_error,
-            next_run_at=None if running or self.cancelled else self.deadline + offset,
+            next_run_at=next_run_at,
             running_for=max(0.0, now - started) if running and started is not None else None,
+            last_outcome=outcome,
+            last_outcome_reason=reason,
+            schedule=None if calendar is None else calendar.cron.describe(),
+            skipped=0 if calendar is None else calendar.skipped,
         )
 
     # -- the loop ------------------------------------------------------------------------------
@@ -258,6 +293,10 @@ class TaskRunner:
             from tickwork._coordinated import run_coordinated
 
             main = run_coordinated(self, self._coordination)
+        elif self._calendar is not None:
+            from tickwork._calendar import run_calendar
+
+            main = run_calendar(self, self._calendar)
         else:
             main = self._main()
         self._scheduler._own(self._loop.create_task(main), self)
@@ -291,6 +330,9 @@ class TaskRunner:
                     if _cancel_requested():
                         raise  # no hook to tell
                     keep = self._failed(None, exc)
+                    wait = self.deadline - clock()
+                except Snooze as snooze:
+                    self._snoozed(None, snooze)
                     wait = self.deadline - clock()
                 except BaseException as exc:
                     keep = self._failed(None, exc)
@@ -332,8 +374,9 @@ class TaskRunner:
         self.deadline = self._loop.time() + wait
         await self._sleep_until_deadline()
 
-    def record_lease_lost(self, now: float, started: float) -> None:
-        """A coordinated run that ended ``lease_lost``: a run, not a failure; no backoff."""
+    def record_lease_lost(self, now: float, started: float, reason: str) -> None:
+        """A coordinated run that ended ``lease_lost`` (``reason``, bounded): not a failure."""
+        self._not_success("lease_lost", reason)
         self.runs += 1
         self.last_finished = now
         self.last_duration = now - started
@@ -373,6 +416,8 @@ class TaskRunner:
                 self._end_cancelled(execution)
                 raise
             keep = self._failed(execution, exc)
+        except Snooze as snooze:
+            self._snoozed(execution, snooze)
         except BaseException as exc:
             keep = self._failed(execution, exc)
         else:
@@ -492,13 +537,10 @@ class TaskRunner:
         if execution is None and self._scheduler._hooks:
             # A hook added while the body ran (wait_for_runs does) hears of its end.
             execution = self._execution(started)
-        if error is not None and not self.consecutive_failures:
-            self.last_success = self.last_finished  # a streak begins: the previous run succeeded
-        self.runs += 1
-        self.last_finished = now
-        self.last_duration = now - started
         outcome: Outcome = "success"
+        reason = None
         if error is None:
+            self.runs += 1
             if self.consecutive_failures:
                 assert self._failure_log is not None  # created by the first failure
                 self._failure_log.succeeded(self.consecutive_failures, now)
@@ -507,19 +549,24 @@ class TaskRunner:
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("Task %s completed successfully", self.name, extra={"task": self.name})
         else:
+            timed_out = isinstance(error, _Timeout)
+            outcome = "timeout" if timed_out else "failure"
+            text = f"{'TimeoutError' if timed_out else type(error).__name__}: {error}"
+            reason = bounded(text)
+            self._not_success(outcome, reason)  # before runs counts this run
+            self.runs += 1
             self.failures += 1
             self.consecutive_failures += 1
+            self.last_error = text
             if self._failure_log is None:
                 self._failure_log = FailureLog(self.name)
             if isinstance(error, _Timeout):
-                outcome = "timeout"
-                self.last_error = f"TimeoutError: {error}"
                 self._failure_log.failed(error, error.headline, now, timed_out=True)
                 error = TimeoutError(*error.args)  # hooks never see the private class
             else:
-                outcome = "failure"
-                self.last_error = f"{type(error).__name__}: {error}"
-                self._failure_log.failed(error, self.last_error, now, timed_out=False)
+                self._failure_log.failed(error, text, now, timed_out=False)
+        self.last_finished = now
+        self.last_duration = now - started
         if execution is not None:
             call_finish(
                 self._scheduler._hooks,
@@ -529,11 +576,54 @@ class TaskRunner:
                     duration=self.last_duration,
                     finished_at=now + _clock.wall_offset(loop),
                     error=error,
+                    reason=reason,
                 ),
             )
         if self._thread is None:
             self.state = "scheduled"
             self.deadline = now + self._wait()
+
+    def _snoozed(self, execution: Execution | None, snooze: Snooze) -> None:
+        """The body raised ``snooze``: a run, not a failure; the next in ``snooze.seconds``.
+
+        A failure streak stays as it was (so does the backoff after the next failure): a
+        snooze says "not now", not "this worked" nor "this failed".
+        """
+        loop = self._loop
+        now = loop.time()
+        started = self.last_started if self.last_started is not None else now
+        if execution is None and self._scheduler._hooks:
+            execution = self._execution(started)
+        reason = None if snooze.reason is None else bounded(snooze.reason)
+        self._not_success("snoozed", reason)
+        self.runs += 1
+        self.last_finished = now
+        self.last_duration = now - started
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("Task %s %s", self.name, snooze, extra={"task": self.name})
+        if execution is not None:
+            call_finish(
+                self._scheduler._hooks,
+                execution,
+                ExecutionResult(
+                    outcome="snoozed",
+                    duration=self.last_duration,
+                    finished_at=now + _clock.wall_offset(loop),
+                    error=None,
+                    reason=reason,
+                ),
+            )
+        if self._thread is None:
+            self.state = "snoozed"
+            self.deadline = now + snooze.seconds
+
+    def _not_success(self, outcome: Outcome, reason: str | None) -> None:
+        """Keep the outcome of the run about to be counted, which did not succeed."""
+        odd = self._odd
+        if odd is None or odd[0] != self.runs:
+            # The previous run (if any) succeeded: its end is the last success from now on.
+            self.last_success = self.last_finished
+        self._odd = (self.runs + 1, outcome, reason)
 
     def _end_cancelled(self, execution: Execution | None) -> None:
         """The scheduler cancelled the execution in progress (shutdown): tell the hooks."""
@@ -554,6 +644,8 @@ class TaskRunner:
 
     def _wait(self) -> float:
         """Seconds from a completion to the next start: interval, backoff, jitter."""
+        if self._calendar is not None:
+            return self._calendar.wait_after_run(self)
         wait = self.interval
         failures = self.consecutive_failures
         if failures and self._max_backoff is not None:

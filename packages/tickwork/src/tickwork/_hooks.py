@@ -17,7 +17,19 @@ __all__ = ["Execution", "ExecutionHook", "ExecutionResult", "Outcome"]
 
 _log = logging.getLogger("tickwork.scheduler")
 
-Outcome = Literal["success", "failure", "timeout", "cancelled", "lease_lost"]
+Outcome = Literal["success", "failure", "timeout", "snoozed", "cancelled", "lease_lost"]
+"""How a run ended; one type for :class:`ExecutionResult`, :class:`tickwork.TaskStatus`, the
+service's ``/status``, ``/history`` and ``/metrics``:
+
+- ``"success"``: the body returned;
+- ``"failure"``: the body raised (any exception, a ``BaseException`` such as ``SystemExit``
+  included), counted in ``failures``;
+- ``"timeout"``: it ran past its timeout, counted in ``failures``;
+- ``"snoozed"``: the body raised :class:`tickwork.Snooze`: not a failure, the next run after
+  the snooze's seconds;
+- ``"cancelled"``: a shutdown cancelled it (hooks only: the task is gone from status);
+- ``"lease_lost"``: a coordinated run whose lease passed to another replica; not a failure.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +60,9 @@ class ExecutionResult:
     Attributes:
         outcome: ``"success"``, ``"failure"`` (the body raised: any exception, a
             ``BaseException`` such as ``SystemExit`` included), ``"timeout"`` (ran past its
-            timeout), ``"cancelled"`` (cancelled by a shutdown) or ``"lease_lost"`` (a
-            coordinated run whose lease passed to another replica; not a failure).
+            timeout), ``"snoozed"`` (the body raised :class:`tickwork.Snooze`),
+            ``"cancelled"`` (cancelled by a shutdown) or ``"lease_lost"`` (a coordinated run
+            whose lease passed to another replica; not a failure). See :data:`Outcome`.
         duration: Seconds from start to end. For a timed-out plain function this is the time
             until the scheduler stopped waiting, not until the thread returned.
         finished_at: Epoch seconds at which it ended.
@@ -57,12 +70,20 @@ class ExecutionResult:
             else None. A ``SystemExit`` or ``KeyboardInterrupt`` here means the body asked the
             process to exit: the scheduler kept the task scheduled, and it is the embedding
             runtime's decision to stop (``tickwork run`` shuts down gracefully, exit 1).
+            None for ``"snoozed"``: a snooze is not an error.
+        reason: The outcome in words, at most 500 characters: ``"Type: message"`` of a
+            failure, the timeout's message, a snooze's reason, why a lease was lost; None for
+            ``"success"``, ``"cancelled"`` and a snooze without a reason.
+
+    .. versionchanged:: 0.3.0
+       ``reason``, and the outcome ``"snoozed"``.
     """
 
     outcome: Outcome
     duration: float
     finished_at: float
     error: BaseException | None
+    reason: str | None = None
 
 
 class ExecutionHook(Protocol):

@@ -12,10 +12,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tickwork import _clock
+from tickwork._calendar import Calendar
 from tickwork._coordinated import Coordination
+from tickwork._cron import DEFAULT_GRACE, CronExpression, CronSpec, check_cron_options
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
@@ -29,6 +31,9 @@ from tickwork._spec import (
 )
 from tickwork._status import ShutdownReport, TaskStatus
 from tickwork.coordination._protocol import Coordinator
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 __all__ = ["Scheduler"]
 
@@ -216,14 +221,133 @@ class Scheduler:
             self._coordinate(loop, singleton),
         )
 
-    def schedule_tasks(self, specs: Iterable[TaskSpec]) -> None:
+    def schedule_cron(
+        self,
+        name: str,
+        expression: str,
+        task: Callable[[], Any],
+        *,
+        tz: str | ZoneInfo = "UTC",
+        timeout: float | None = None,
+        jitter: float = 0.0,
+        singleton: bool = True,
+        max_backoff: float | None = None,
+        retries: int = 0,
+        misfire_grace: float = DEFAULT_GRACE,
+    ) -> None:
+        """Register ``task`` to run at the instants a cron expression matches, in a time zone.
+
+        The same runner as :meth:`schedule_task`: name space, errors, status, hooks,
+        timeouts, cancel and shutdown behave alike; only the next start is computed
+        differently. Needs the ``[cron]`` extra (``pip install 'tickwork[cron]'``).
+
+        Semantics:
+
+        * The first run is at the first matching instant after this call (never at once).
+        * Day-of-month and day-of-week both restricted (``0 12 13 * 5``): either matches,
+          as in cron.
+        * A task never overlaps itself: instants that pass while a run is going are skipped
+          and counted (``TaskStatus.skipped``); the next start is the first matching instant
+          after the run ends.
+        * Daylight saving time as cron (cronie, Debian) does: a fixed time of day in the
+          skipped hour runs once, right after the jump; one in the repeated hour runs once,
+          at its first occurrence; a job with a wildcard or step in the minute or hour field
+          runs on the real timeline (no duplicate, no burst).
+        * The wall clock is re-read at every wake and the runner never waits more than 60 s
+          on the monotonic clock, so an NTP step or a resume from suspend is noticed within a
+          minute. Instants missed meanwhile run once (coalesced into the newest) when the
+          newest is at most ``misfire_grace`` seconds old; otherwise they are skipped and
+          counted. A clock stepped back never repeats an instant that already ran.
+        * A failed run (or timeout) is retried up to ``retries`` times, after the interval
+          tasks' backoff (``max_backoff``; None retries at once), as long as the retry starts
+          before the next instant.
+        * With a coordinator (and ``singleton=True``) the instant is the task's due time in the
+          store: each instant runs once cluster-wide; a restarted replica never runs an instant
+          again that already ran; an instant missed while the whole cluster was down is caught
+          up under the same grace; an instant whose holder crashed mid-run runs again once,
+          after its lease expired (fenced). The replicas' wall clocks must agree within 5 s.
+
+        Hooks see each run as for an interval task, with ``Execution.due_at`` the instant (or
+        the retry's start) and ``Execution.interval`` 0.0.
+
+        Not guaranteed: instants are resolved to the minute, as in cron; a plain function that
+        timed out may still be running in its thread (the next run waits for it); with a
+        coordinator, ``skipped`` counts what this replica saw (one per skipped grant).
+
+        Args:
+            name: Unique, non-empty name.
+            expression: Five fields (minute hour day-of-month month day-of-week) with ranges,
+                steps, lists and names (``*/15 9-17 * * mon-fri``), or ``@hourly``,
+                ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``.
+            task: As for :meth:`schedule_task`.
+            tz: The IANA zone the expression is read in (``"Europe/Rome"``), or a
+                :class:`zoneinfo.ZoneInfo`.
+            timeout: As for :meth:`schedule_task`.
+            jitter: Up to this many random seconds are added to each instant.
+            singleton: As for :meth:`schedule_task`.
+            max_backoff: Cap of the doubling wait between retries (from 1 s); None: retry at
+                once.
+            retries: Retries of a failed run before the next instant (0: none).
+            misfire_grace: Seconds a missed instant may be late and still run.
+
+        Raises:
+            ValueError: An invalid expression (the message names the field and the value:
+                ``minute: 61 is out of range 0-59``), an unknown zone, or an option out of
+                range.
+            TypeError, RuntimeError, SchedulerError: As for :meth:`schedule_task`.
+            tickwork.MissingExtraError: The ``[cron]`` extra is not installed (a
+                ``ModuleNotFoundError`` whose one-line message names it).
+        """
+        self._add_cron(
+            CronSpec(
+                name,
+                expression,
+                task,
+                tz=tz,
+                timeout=timeout,
+                jitter=jitter,
+                singleton=singleton,
+                max_backoff=max_backoff,
+                retries=retries,
+                misfire_grace=misfire_grace,
+            )
+        )
+
+    def _add_cron(self, spec: CronSpec) -> None:
+        loop = self._check_can_add(spec.name)
+        check_cron_options(spec.timeout, spec.jitter, spec.max_backoff, spec.retries)
+        calendar = Calendar(
+            CronExpression(spec.expression, spec.tz),
+            _clock.wall_time(loop),
+            retries=spec.retries,
+            misfire_grace=spec.misfire_grace,
+            jitter=spec.jitter,
+            max_backoff=spec.max_backoff,
+        )
+        self._runners[spec.name] = TaskRunner(
+            self,
+            loop,
+            spec.name,
+            0.0,
+            spec.task,
+            is_async_callable(spec.task),
+            None if spec.timeout is None else float(spec.timeout),
+            float(spec.jitter),
+            spec.max_backoff,
+            False,
+            self._coordinate(loop, spec.singleton),
+            calendar,
+        )
+
+    def schedule_tasks(self, specs: Iterable[TaskSpec | CronSpec]) -> None:
         """Register several tasks at once: all of them, or none when any is refused.
 
         Args:
-            specs: The tasks, as :class:`TaskSpec` objects (checked when they were created).
+            specs: The tasks, as :class:`TaskSpec` (interval) or :class:`CronSpec` (calendar)
+                objects, checked when they were created.
 
         Raises:
-            TypeError: An item is not a ``TaskSpec``.
+            TypeError: An item is neither a ``TaskSpec`` nor a ``CronSpec``.
             SchedulerError: ``"already_scheduled"`` (a name is taken or repeated in ``specs``)
                 or ``"shut_down"``.
             RuntimeError: As for :meth:`schedule_task`.
@@ -231,14 +355,17 @@ class Scheduler:
         specs = list(specs)
         seen: set[str] = set()
         for spec in specs:
-            if not isinstance(spec, TaskSpec):
-                raise TypeError(f"specs must contain TaskSpec objects, got {spec!r}")
+            if not isinstance(spec, TaskSpec | CronSpec):
+                raise TypeError(f"specs must contain TaskSpec or CronSpec objects, got {spec!r}")
             if spec.name in seen:
                 raise SchedulerError("already_scheduled", spec.name)
             seen.add(spec.name)
             self._check_can_add(spec.name)
         for spec in specs:
-            self._add(spec)
+            if isinstance(spec, CronSpec):
+                self._add_cron(spec)
+            else:
+                self._add(spec)
 
     def _check_can_add(self, name: str) -> asyncio.AbstractEventLoop:
         try:

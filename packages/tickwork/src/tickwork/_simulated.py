@@ -46,6 +46,13 @@ class _Registration:
     interval: float
     task: Callable[[], Any]
     options: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None  # a calendar task's expression (``interval`` unused)
+
+    def add_to(self, scheduler: Scheduler) -> None:
+        if self.cron is None:
+            scheduler.schedule_task(self.name, self.interval, self.task, **self.options)
+        else:
+            scheduler.schedule_cron(self.name, self.cron, self.task, **self.options)
 
 
 class SimulatedCluster:
@@ -102,9 +109,7 @@ class SimulatedCluster:
         replica = SimulatedReplica(replica_id, scheduler, coordinator)
         self.replicas.append(replica)
         for registration in self._tasks:
-            replica.scheduler.schedule_task(
-                registration.name, registration.interval, registration.task, **registration.options
-            )
+            registration.add_to(replica.scheduler)
         return replica
 
     @property
@@ -119,6 +124,15 @@ class SimulatedCluster:
         self._tasks.append(_Registration(name, interval, task, options))
         for replica in self.alive:
             replica.scheduler.schedule_task(name, interval, task, **options)
+
+    def schedule_cron(
+        self, name: str, expression: str, task: Callable[[], Any], **options: Any
+    ) -> None:
+        """Schedule a calendar task on every live replica, and on replicas added later."""
+        registration = _Registration(name, 0.0, task, options, cron=expression)
+        self._tasks.append(registration)
+        for replica in self.alive:
+            registration.add_to(replica.scheduler)
 
     def fenced_write(self) -> bool:
         """From a body: write under the run's lease. Return whether the store accepted it.

@@ -9,9 +9,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from tickwork._hooks import Outcome
+
 __all__ = ["ShutdownReport", "TaskState", "TaskStatus"]
 
-TaskState = Literal["scheduled", "running"]
+TaskState = Literal["scheduled", "running", "snoozed"]
+"""What a task is doing: one type for the runner and for :class:`TaskStatus`.
+
+- ``"scheduled"``: waiting for its next run (the interval, or the backoff after failures);
+- ``"running"``: an execution is under way (or a timed-out plain function's thread still runs);
+- ``"snoozed"``: waiting for its next run after a run that raised :class:`tickwork.Snooze`.
+
+.. versionchanged:: 0.3.0
+   ``"snoozed"``.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +31,14 @@ class TaskStatus:
 
     Attributes:
         name: The task's name.
-        interval: Seconds between one completion and the next start.
+        interval: Seconds between one completion and the next start; None for a calendar
+            task (``schedule_cron``).
         timeout: Seconds an execution may run, or None.
-        state: ``"scheduled"`` (waiting for its next run) or ``"running"``. A plain function that
+        state: ``"scheduled"`` (waiting for its next run), ``"running"``, or ``"snoozed"``
+            (waiting for the next run after a :class:`tickwork.Snooze`). A plain function that
             timed out but whose thread has not returned yet is still ``"running"``: the next run
             waits for it.
-        runs: Finished executions (successes and failures).
+        runs: Finished executions, whatever their outcome (cancelled ones excepted).
         failures: Executions that raised or timed out.
         consecutive_failures: Failures since the last success.
         last_started_at: When the latest execution started, or None before the first.
@@ -36,10 +49,25 @@ class TaskStatus:
             consecutive; None after a success.
         next_run_at: When the next execution is due, or None while one is running.
         running_for: Seconds the current execution has been running, or None.
+        last_outcome: How the latest finished execution ended (:data:`tickwork.Outcome`:
+            ``"success"``, ``"failure"``, ``"timeout"``, ``"snoozed"``, ``"lease_lost"``), or
+            None before the first.
+        last_outcome_reason: That outcome in words, at most 500 characters: a failure's
+            ``"Type: message"``, the timeout's message, the snooze's reason, why the lease was
+            lost; None after a success.
+        schedule: For a calendar task ``{"kind": "cron", "expression": ..., "tz": ...}``;
+            None for an interval task.
+        skipped: A calendar task's instants that did not run: they passed while a run was
+            going, or were missed (suspend, downtime, a clock step) and coalesced into a newer
+            one or older than ``misfire_grace``. Always 0 for an interval task.
+
+    .. versionchanged:: 0.3.0
+       ``last_outcome``, ``last_outcome_reason``, the state ``"snoozed"``, ``schedule`` and
+       ``skipped``.
     """
 
     name: str
-    interval: float
+    interval: float | None
     timeout: float | None
     state: TaskState
     runs: int
@@ -52,6 +80,10 @@ class TaskStatus:
     last_error: str | None
     next_run_at: float | None
     running_for: float | None
+    last_outcome: Outcome | None = None
+    last_outcome_reason: str | None = None
+    schedule: dict[str, str] | None = None
+    skipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-safe dict, keyed by field name."""

@@ -134,6 +134,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if seconds > 0:
             self._virtual_now += seconds
 
+    def step_wall_clock(self, seconds: float) -> None:
+        """Step the virtual wall clock by ``seconds`` (negative: back), the loop's clock not.
+
+        What an NTP correction does, or a resume from suspend (the monotonic clock stops
+        while the host sleeps; the wall clock does not): calendar tasks must notice it.
+        """
+        self._epoch += seconds
+
     def real_time(self) -> float:
         """The real monotonic clock, for measuring real waits."""
         return super().time()

@@ -14,22 +14,38 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, false, func, literal, select, update
+from sqlalchemy import insert as insert_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from miauflix.db._models import Episode, Genre, Movie, Season, TvShow, movie_genre, show_genre
+from miauflix.db._models import (
+    Episode,
+    Genre,
+    GenreTranslation,
+    Movie,
+    MovieTranslation,
+    Season,
+    TvShow,
+    movie_genre,
+    show_genre,
+)
 from miauflix.db._records import EpisodeData, GenreData, MovieData, SeasonData, ShowData
 from miauflix.db._types import UtcDateTime, require_aware
 from miauflix.db._upsert import dialect_insert, in_chunks, returned_count
 
 __all__ = [
+    "clear_movie_details_retry",
     "get_movie_by_tmdb_id",
     "get_show_by_tmdb_id",
     "mark_season_synced",
+    "movie_details_failures",
+    "movies_due_for_details",
     "pick_season_to_sync",
+    "record_movie_details_failure",
     "record_season_sync_failure",
     "stored_movie_ids",
     "upsert_episodes",
+    "upsert_genre_translations",
     "upsert_genres",
     "upsert_movie",
     "upsert_season",
@@ -64,6 +80,27 @@ async def upsert_genres(session: AsyncSession, genres: Iterable[GenreData]) -> N
     statement = insert.values(
         [{"id": genre_id, "name": name} for genre_id, name in by_id.items()]
     ).on_conflict_do_update(index_elements=[Genre.id], set_={"name": insert.excluded.name})
+    await session.execute(statement)
+
+
+async def upsert_genre_translations(
+    session: AsyncSession, language: str, genres: Iterable[GenreData]
+) -> None:
+    """Insert or rename the names of genres in `language` (ISO 639-1).
+
+    Only genres already stored (`upsert_genres`) get a name; others are skipped.
+    """
+    stored = set((await session.scalars(select(Genre.id))).all())
+    rows = {g.tmdb_id: g.name for g in genres if g.tmdb_id in stored and g.name}
+    if not rows:
+        return
+    insert = dialect_insert(session, GenreTranslation)
+    statement = insert.values(
+        [{"genre_id": genre, "language": language, "name": name} for genre, name in rows.items()]
+    ).on_conflict_do_update(
+        index_elements=[GenreTranslation.genre_id, GenreTranslation.language],
+        set_={"name": insert.excluded.name},
+    )
     await session.execute(statement)
 
 
@@ -108,11 +145,13 @@ async def upsert_movie(session: AsyncSession, data: MovieData, *, now: datetime)
         "poster_url": data.poster_url,
         "backdrop_url": data.backdrop_url,
         "trailer_code": data.trailer_code,
+        "logo_url": data.logo_url,
         "updated_at": now,
     }
     insert = dialect_insert(session, Movie)
     set_: dict[str, Any] = {name: insert.excluded[name] for name in fields}
     set_["imdb_id"] = func.coalesce(insert.excluded.imdb_id, Movie.imdb_id)
+    set_["logo_url"] = func.coalesce(insert.excluded.logo_url, Movie.logo_url)
     statement = (
         insert.values(
             tmdb_id=data.tmdb_id,
@@ -127,6 +166,23 @@ async def upsert_movie(session: AsyncSession, data: MovieData, *, now: datetime)
     movie_id: int = (await session.execute(statement)).scalar_one()
     if data.genre_ids is not None:
         await _replace_genres(session, movie_genre, "movie_id", movie_id, data.genre_ids)
+    if data.translations is not None:
+        await session.execute(delete(MovieTranslation).where(MovieTranslation.movie_id == movie_id))
+        rows = {t.language: t for t in data.translations}  # one per language: the last wins
+        if rows:
+            await session.execute(
+                insert_rows(MovieTranslation),
+                [
+                    {
+                        "movie_id": movie_id,
+                        "language": t.language,
+                        "title": t.title,
+                        "overview": t.overview,
+                        "tagline": t.tagline,
+                    }
+                    for t in rows.values()
+                ],
+            )
     return movie_id
 
 
@@ -160,11 +216,22 @@ async def upsert_show(session: AsyncSession, data: ShowData, *, now: datetime) -
         "status": data.status,
         "poster_url": data.poster_url,
         "backdrop_url": data.backdrop_url,
+        "tagline": data.tagline,
+        "type": data.type,
+        "in_production": data.in_production,
+        "episode_run_time": data.episode_run_time,
         "updated_at": now,
     }
+    if data.tagline is None:
+        fields["tagline"] = ""
     insert = dialect_insert(session, TvShow)
     set_: dict[str, Any] = {name: insert.excluded[name] for name in fields}
     set_["imdb_id"] = func.coalesce(insert.excluded.imdb_id, TvShow.imdb_id)
+    # A list's show summary has none of these: keep what the show's details stored.
+    for name in ("type", "in_production", "episode_run_time"):
+        set_[name] = func.coalesce(insert.excluded[name], getattr(TvShow, name))
+    if data.tagline is None:
+        set_["tagline"] = TvShow.tagline
     statement = (
         insert.values(tmdb_id=data.tmdb_id, created_at=now, **fields)
         .on_conflict_do_update(index_elements=[TvShow.tmdb_id], set_=set_)
@@ -369,6 +436,68 @@ async def record_season_sync_failure(
         .returning(Season.sync_failures)
     )
     return returned_count(result.scalar_one_or_none(), "season_id", season_id)
+
+
+async def record_movie_details_failure(
+    session: AsyncSession, tmdb_id: int, *, next_attempt_at: datetime | None
+) -> int:
+    """Count a failed details fetch of a changed movie and set its next attempt.
+
+    Args:
+        session: The session.
+        tmdb_id: The movie's TMDB id.
+        next_attempt_at: When `syncMovies` tries it again (aware); None gives up on it.
+
+    Returns:
+        The movie's consecutive details failures, this one included.
+
+    Raises:
+        ValueError: `next_attempt_at` is naive.
+        LookupError: No movie has this TMDB id.
+    """
+    if next_attempt_at is not None:
+        next_attempt_at = require_aware("next_attempt_at", next_attempt_at)
+    result = await session.execute(
+        update(Movie)
+        .where(Movie.tmdb_id == tmdb_id)
+        .values(
+            details_failures=Movie.details_failures + 1, next_details_attempt_at=next_attempt_at
+        )
+        .returning(Movie.details_failures)
+    )
+    return returned_count(result.scalar_one_or_none(), "tmdb_id", tmdb_id)
+
+
+async def clear_movie_details_retry(session: AsyncSession, tmdb_id: int) -> None:
+    """Take a movie off the details retry queue (its details were fetched, or it is gone)."""
+    await session.execute(
+        update(Movie)
+        .where(Movie.tmdb_id == tmdb_id, Movie.details_failures != 0)
+        .values(details_failures=0, next_details_attempt_at=None)
+    )
+
+
+async def movies_due_for_details(session: AsyncSession, *, now: datetime, limit: int) -> list[int]:
+    """Return the TMDB ids of movies whose details retry is due, oldest due first, at most
+    `limit`."""
+    rows = await session.scalars(
+        select(Movie.tmdb_id)
+        .where(Movie.next_details_attempt_at <= require_aware("now", now))
+        .order_by(Movie.next_details_attempt_at, Movie.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def movie_details_failures(session: AsyncSession, tmdb_ids: Iterable[int]) -> dict[int, int]:
+    """Map each stored TMDB id among `tmdb_ids` to its current details failure streak."""
+    found: dict[int, int] = {}
+    for chunk in in_chunks(sorted(set(tmdb_ids))):
+        rows = await session.execute(
+            select(Movie.tmdb_id, Movie.details_failures).where(Movie.tmdb_id.in_(chunk))
+        )
+        found.update((tmdb_id, failures) for tmdb_id, failures in rows.all())
+    return found
 
 
 async def get_movie_by_tmdb_id(session: AsyncSession, tmdb_id: int) -> Movie | None:

@@ -11,6 +11,7 @@ queue                      due when                        leaves the queue when
 =========================  ==============================  ===============================
 movie source search        movie.next_source_search_at     sources were found
 movie source resync        movie.next_resync_at            no source lacks date or type
+movie details retry        movie.next_details_attempt_at   its details were fetched
 season sync                season.next_sync_attempt_at     the season is synced
 source .torrent file       movie_source.next_file_attempt_at  the file is stored
 source tracker stats       movie_source.next_stats_check_at   never (re-armed after a check)
@@ -49,12 +50,14 @@ __all__ = [
     "Base",
     "Episode",
     "Genre",
+    "GenreTranslation",
     "MediaList",
     "MediaListMovie",
     "MediaListShow",
     "Movie",
     "MovieSource",
     "MovieSourceFile",
+    "MovieTranslation",
     "Season",
     "SyncState",
     "TvShow",
@@ -109,6 +112,18 @@ class Genre(Base):
     name: Mapped[str] = mapped_column(String(128))
 
 
+class GenreTranslation(Base):
+    """A genre's name in one language (TMDB's genre lists asked with `language`)."""
+
+    __tablename__ = "genre_translation"
+
+    genre_id: Mapped[int] = mapped_column(
+        ForeignKey("genre.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)  # ISO 639-1
+    name: Mapped[str] = mapped_column(String(128))
+
+
 class Movie(Base):
     """A movie from TMDB, with the queues of its source search and source resync."""
 
@@ -129,6 +144,7 @@ class Movie(Base):
     poster_url: Mapped[str | None] = mapped_column(String(512))
     backdrop_url: Mapped[str | None] = mapped_column(String(512))
     trailer_code: Mapped[str | None] = mapped_column(String(64))  # a YouTube video key
+    logo_url: Mapped[str | None] = mapped_column(String(512))
     # Content directories already asked for sources, in the order they were first asked.
     searched_directories: Mapped[list[str]] = mapped_column(JSON, default=list)
     last_source_search_at: Mapped[datetime | None]
@@ -140,10 +156,17 @@ class Movie(Base):
     # a write-back whose token is no longer this one comes from a stale claim and is refused.
     source_search_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     resync_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A changed movie whose details kept failing: `syncMovies` retries it then (the day's
+    # checkpoint has moved past its change).
+    next_details_attempt_at: Mapped[datetime | None]
+    details_failures: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     genres: Mapped[list[Genre]] = relationship(secondary=movie_genre, order_by=Genre.id)
+    translations: Mapped[list[MovieTranslation]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="MovieTranslation.language"
+    )
     sources: Mapped[list[MovieSource]] = relationship(
         back_populates="movie", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -157,10 +180,25 @@ class Movie(Base):
             postgresql_where=text("imdb_id IS NOT NULL"),
         ),
         Index("ix_movie_next_resync_at", "next_resync_at"),
+        Index("ix_movie_next_details_attempt_at", "next_details_attempt_at"),
     )
 
     def __repr__(self) -> str:
         return f"<Movie id={self.id} tmdb_id={self.tmdb_id} title={self.title!r}>"
+
+
+class MovieTranslation(Base):
+    """A movie's title, overview and tagline in one language (TMDB's translations)."""
+
+    __tablename__ = "movie_translation"
+
+    movie_id: Mapped[int] = mapped_column(
+        ForeignKey("movie.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)  # ISO 639-1
+    title: Mapped[str] = mapped_column(String(512), default="")
+    overview: Mapped[str] = mapped_column(Text, default="")
+    tagline: Mapped[str] = mapped_column(String(512), default="")
 
 
 class TvShow(Base):
@@ -179,6 +217,10 @@ class TvShow(Base):
     rating: Mapped[float] = mapped_column(Float, default=0.0)
     vote_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(64), default="")  # TMDB's, e.g. "Ended"
+    tagline: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    type: Mapped[str | None] = mapped_column(String(64))  # TMDB's, e.g. "Scripted"
+    in_production: Mapped[bool | None] = mapped_column(Boolean)
+    episode_run_time: Mapped[int | None]  # minutes, TMDB's first figure
     poster_url: Mapped[str | None] = mapped_column(String(512))
     backdrop_url: Mapped[str | None] = mapped_column(String(512))
     watching: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -15,6 +15,7 @@ __all__ = [
     "SeasonData",
     "ShowData",
     "SourceData",
+    "TranslationData",
     "normalize_info_hash",
 ]
 
@@ -72,6 +73,9 @@ class MovieData:
         trailer_code: YouTube key of the trailer.
         genre_ids: TMDB genre ids; None keeps the stored genres. Ids not stored with
             `upsert_genres` first are ignored.
+        logo_url: Full URL of the movie's logo; None keeps the stored one (lists carry none).
+        translations: The movie's texts in other languages, one per language; None keeps
+            the stored ones, a tuple replaces them.
     """
 
     tmdb_id: int
@@ -89,6 +93,25 @@ class MovieData:
     backdrop_url: str | None = None
     trailer_code: str | None = None
     genre_ids: tuple[int, ...] | None = None
+    logo_url: str | None = None
+    translations: tuple[TranslationData, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationData:
+    """A movie's texts in one language (TMDB's translations).
+
+    Attributes:
+        language: ISO 639-1 code (`"es"`).
+        title: Translated title ("" when TMDB has none: the API falls back to the original).
+        overview: Translated overview.
+        tagline: Translated tagline.
+    """
+
+    language: str
+    title: str = ""
+    overview: str = ""
+    tagline: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,10 @@ class ShowData:
         poster_url: Full poster URL.
         backdrop_url: Full backdrop URL.
         genre_ids: TMDB genre ids; None keeps the stored genres.
+        tagline: Tagline; None keeps the stored one (lists carry none), as for the three below.
+        type: TMDB's show type (`"Scripted"`, `"Miniseries"`...).
+        in_production: Whether the show is still in production.
+        episode_run_time: Typical episode length in minutes.
     """
 
     tmdb_id: int
@@ -124,6 +151,10 @@ class ShowData:
     poster_url: str | None = None
     backdrop_url: str | None = None
     genre_ids: tuple[int, ...] | None = None
+    tagline: str | None = None
+    type: str | None = None
+    in_production: bool | None = None
+    episode_run_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

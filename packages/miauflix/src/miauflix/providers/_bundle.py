@@ -124,7 +124,7 @@ def build_providers(
     )
     yts = YtsDirectory(
         settings.yts_api_url,
-        trackers=settings.trackers,
+        trackers=settings.tracker_urls,
         timeout=timeout,
         rate_limit=settings.yts_rate,
         transport=transport,
@@ -140,7 +140,7 @@ def build_providers(
             transport=transport,
         ),
         trackers=TrackerScraper(
-            settings.trackers,
+            settings.tracker_urls,
             timeout=timeout,
             udp_base_timeout=udp_base_timeout,
             transport=transport,

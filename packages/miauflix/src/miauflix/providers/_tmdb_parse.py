@@ -104,6 +104,20 @@ def _first_image(appended: dict[str, Any], key: str) -> str | None:
     return None
 
 
+# Logos and stills are linked at their original size: TMDB's logo and still size lists differ
+# from the poster and backdrop ones the configuration answer gives us.
+_ORIGINAL = "original"
+
+
+def _logo_path(appended: dict[str, Any]) -> str | None:
+    """The first English or language-free logo, else the first logo."""
+    logos = [s.obj(logo, "an item of 'logos'") for logo in s.opt_arr(appended, "logos")]
+    logos = [logo for logo in logos if s.opt_str(logo, "file_path")]
+    # `sorted` is stable: TMDB's order (best voted first) decides among equals.
+    logos.sort(key=lambda logo: logo.get("iso_639_1") not in ("en", None))
+    return s.opt_str(logos[0], "file_path") if logos else None
+
+
 def _trailer_key(d: dict[str, Any]) -> str | None:
     videos = [s.obj(v, "a video") for v in s.opt_arr(s.opt_obj(d, "videos"), "results")]
     youtube = [v for v in videos if v.get("site") == "YouTube" and s.opt_str(v, "key")]
@@ -158,11 +172,14 @@ def parse_movie(d: dict[str, Any], images: TmdbConfiguration) -> TmdbMovie:
         genres=tuple(parse_genres(d)),
         translations=parse_translations(d),
         status=s.opt_str(d, "status"),
+        logo_url=images.image_url(_logo_path(appended), _ORIGINAL),
     )
 
 
 def parse_show(d: dict[str, Any], images: TmdbConfiguration) -> TmdbShow:
     name = s.opt_str(d, "name") or ""
+    in_production = d.get("in_production")
+    run_times = s.opt_arr(d, "episode_run_time")
     seasons = []
     for season in s.opt_arr(d, "seasons"):
         season = s.obj(season, "a season")
@@ -190,10 +207,19 @@ def parse_show(d: dict[str, Any], images: TmdbConfiguration) -> TmdbShow:
         backdrop_url=images.image_url(s.opt_str(d, "backdrop_path"), images.backdrop_size),
         genres=tuple(parse_genres(d)),
         seasons=tuple(seasons),
+        tagline=s.opt_str(d, "tagline") or None,
+        type=s.opt_str(d, "type") or None,
+        in_production=in_production if isinstance(in_production, bool) else None,
+        episode_run_time=next(
+            (int(m) for m in run_times if isinstance(m, int) and not isinstance(m, bool) and m > 0),
+            None,
+        ),
     )
 
 
-def parse_season(d: dict[str, Any], show_id: int, season_number: int) -> TmdbSeason:
+def parse_season(
+    d: dict[str, Any], show_id: int, season_number: int, images: TmdbConfiguration
+) -> TmdbSeason:
     episodes = []
     for e in s.opt_arr(d, "episodes"):
         e = s.obj(e, "an episode")
@@ -205,6 +231,7 @@ def parse_season(d: dict[str, Any], show_id: int, season_number: int) -> TmdbSea
                 overview=s.opt_str(e, "overview") or "",
                 air_date=s.opt_date(e, "air_date"),
                 runtime=s.opt_int(e, "runtime"),
+                still_url=images.image_url(s.opt_str(e, "still_path"), _ORIGINAL),
             )
         )
     return TmdbSeason(
@@ -215,6 +242,7 @@ def parse_season(d: dict[str, Any], show_id: int, season_number: int) -> TmdbSea
         overview=s.opt_str(d, "overview") or "",
         air_date=s.opt_date(d, "air_date"),
         episodes=tuple(episodes),
+        poster_url=images.image_url(s.opt_str(d, "poster_path"), images.poster_size),
     )
 
 

@@ -144,6 +144,8 @@ class TmdbMovie:
         genres: The movie's genres.
         translations: Its translations, in TMDB's order.
         status: TMDB release status (`"Released"`...), or None.
+        logo_url: Full URL of the movie's logo (an English or language-free one first), or
+            None.
     """
 
     tmdb_id: int
@@ -163,6 +165,7 @@ class TmdbMovie:
     genres: tuple[TmdbGenre, ...]
     translations: tuple[TmdbTranslation, ...]
     status: str | None
+    logo_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,11 @@ class TmdbShow:
         backdrop_url: Full backdrop URL, or None.
         genres: The show's genres.
         seasons: Its seasons, in TMDB's order.
+        tagline: Tagline, or None.
+        type: TMDB's show type (`"Scripted"`, `"Miniseries"`...), or None.
+        in_production: Whether TMDB says the show is still in production, or None.
+        episode_run_time: Typical episode length in minutes (the first of TMDB's
+            `episode_run_time`), or None.
     """
 
     tmdb_id: int
@@ -219,6 +227,10 @@ class TmdbShow:
     backdrop_url: str | None
     genres: tuple[TmdbGenre, ...]
     seasons: tuple[TmdbSeasonSummary, ...]
+    tagline: str | None = None
+    type: str | None = None
+    in_production: bool | None = None
+    episode_run_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +244,7 @@ class TmdbEpisode:
         overview: Synopsis ("" when none).
         air_date: Air date, or None.
         runtime: Minutes, or None.
+        still_url: Full URL of the episode's still image, or None.
     """
 
     tmdb_id: int
@@ -240,6 +253,7 @@ class TmdbEpisode:
     overview: str
     air_date: dt.date | None
     runtime: int | None
+    still_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +268,7 @@ class TmdbSeason:
         overview: Synopsis ("" when none).
         air_date: First air date, or None.
         episodes: The episodes, in TMDB's order.
+        poster_url: Full URL of the season's poster, or None.
     """
 
     tmdb_id: int
@@ -263,6 +278,7 @@ class TmdbSeason:
     overview: str
     air_date: dt.date | None
     episodes: tuple[TmdbEpisode, ...]
+    poster_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,13 +130,15 @@ class TmdbClient(_EndpointClient):
             assert self._images is not None
             return self._images
 
-    async def movie_genres(self) -> list[TmdbGenre]:
-        """`/genre/movie/list`: every movie genre."""
-        return await self._get("/genre/movie/list", parse_genres)
+    async def movie_genres(self, language: str | None = None) -> list[TmdbGenre]:
+        """`/genre/movie/list`: every movie genre, named in `language` (ISO 639-1) if given."""
+        params = {} if language is None else {"language": language}
+        return await self._get("/genre/movie/list", parse_genres, **params)
 
-    async def tv_genres(self) -> list[TmdbGenre]:
-        """`/genre/tv/list`: every TV genre."""
-        return await self._get("/genre/tv/list", parse_genres)
+    async def tv_genres(self, language: str | None = None) -> list[TmdbGenre]:
+        """`/genre/tv/list`: every TV genre, named in `language` (ISO 639-1) if given."""
+        params = {} if language is None else {"language": language}
+        return await self._get("/genre/tv/list", parse_genres, **params)
 
     async def popular_movies(self, page: int = 1) -> TmdbPage[TmdbMovieSummary]:
         """`/discover/movie` by popularity, descending, with at least 10 votes.
@@ -168,13 +170,18 @@ class TmdbClient(_EndpointClient):
         )
 
     async def popular_shows(self, page: int = 1) -> TmdbPage[TmdbShowSummary]:
-        """`/discover/tv` by popularity, descending, one page (1-based, at most 500)."""
+        """`/discover/tv` by popularity, descending, one page (1-based, at most 500).
+
+        As the original backend: shows with at least 10 votes and a first air date only.
+        """
         _check_page(page)
         images = await self._image_config()
         return await self._get(
             "/discover/tv",
             lambda d: parse_page(d, lambda m: parse_show_summary(m, images)),
             sort_by="popularity.desc",
+            include_null_first_air_dates="false",
+            **{"vote_count.gte": 10},
             page=page,
         )
 
@@ -215,9 +222,10 @@ class TmdbClient(_EndpointClient):
             raise TypeError(f"season_number must be an int, got {season_number!r}")
         if season_number < 0:
             raise ValueError(f"season_number must be >= 0, got {season_number!r}")
+        images = await self._image_config()
         return await self._get(
             f"/tv/{show_id}/season/{season_number}",
-            lambda d: parse_season(d, show_id, season_number),
+            lambda d: parse_season(d, show_id, season_number, images),
         )
 
     async def movie_changes(

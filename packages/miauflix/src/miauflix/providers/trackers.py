@@ -174,13 +174,15 @@ class TrackerScraper(_ProviderClient):
     def status(self) -> ProviderStatus:
         """`ready` when every tracker answers, `degraded` when some fail, `error` when all do.
 
-        `needs_configuration` (naming `TRACKERS`) when no tracker is configured. `details`
-        has one entry per tracker under `trackers`.
+        `needs_configuration` (naming `TRACKERS`) when no tracker is configured (`TRACKERS=`).
+        `details` has one entry per tracker under `trackers`.
         """
         per_tracker = {t: self._health[t].status() for t in self.trackers}
         details: dict[str, Any] = {"trackers": {t: s.to_dict() for t, s in per_tracker.items()}}
         if not per_tracker:
-            return ProviderStatus("needs_configuration", "TRACKERS is not set", details)
+            return ProviderStatus(
+                "needs_configuration", "TRACKERS is empty: scraping is off", details
+            )
         failing = {t: s for t, s in per_tracker.items() if s.status != "ready"}
         if not failing:
             return ProviderStatus("ready", None, details)

@@ -31,6 +31,7 @@ resyncMovieSources       `SourceService.resync_movie_sources`        5
 from miauflix.services._lists import LIST_SPECS, ListSpec, ListSynchronizer, ListSyncReport
 from miauflix.services._media import (
     MOVIE_CHANGES_CHECKPOINT,
+    MOVIE_DETAILS_RETRY,
     SEASON_RETRY,
     MediaService,
     MovieSyncReport,
@@ -52,6 +53,7 @@ __all__ = [
     "FILE_RETRY",
     "LIST_SPECS",
     "MOVIE_CHANGES_CHECKPOINT",
+    "MOVIE_DETAILS_RETRY",
     "RESYNC_RETRY",
     "SEARCH_RETRY",
     "SEASON_RETRY",

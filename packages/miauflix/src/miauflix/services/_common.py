@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
-from miauflix.db import EpisodeData, MovieData, SeasonData, ShowData, SourceData
+from miauflix.db import (
+    EpisodeData,
+    MovieData,
+    SeasonData,
+    ShowData,
+    SourceData,
+    TranslationData,
+)
 from miauflix.providers import (
     NotConfigured,
     NotFound,
@@ -23,6 +30,7 @@ from miauflix.providers.tmdb import (
     TmdbSeasonSummary,
     TmdbShow,
     TmdbShowSummary,
+    TmdbTranslation,
 )
 
 __all__ = [
@@ -119,7 +127,24 @@ def movie_data(movie: TmdbMovie) -> MovieData:
         backdrop_url=movie.backdrop_url,
         trailer_code=movie.trailer_key,
         genre_ids=tuple(genre.id for genre in movie.genres),
+        logo_url=movie.logo_url,
+        translations=translation_data(movie.translations),
     )
+
+
+def translation_data(translations: Iterable[TmdbTranslation]) -> tuple[TranslationData, ...]:
+    """One translation per language, the first TMDB lists; English and empty ones left out
+    (the movie's own texts are English)."""
+    kept: dict[str, TranslationData] = {}
+    for t in translations:
+        if not t.language or t.language == "en" or t.language in kept:
+            continue
+        if not (t.title or t.overview or t.tagline):
+            continue
+        kept[t.language] = TranslationData(
+            t.language, title=t.title or "", overview=t.overview or "", tagline=t.tagline or ""
+        )
+    return tuple(kept.values())
 
 
 def movie_summary_data(movie: TmdbMovieSummary) -> MovieData:
@@ -155,6 +180,10 @@ def show_data(show: TmdbShow) -> ShowData:
         poster_url=show.poster_url,
         backdrop_url=show.backdrop_url,
         genre_ids=tuple(genre.id for genre in show.genres),
+        tagline=show.tagline or "",
+        type=show.type,
+        in_production=show.in_production,
+        episode_run_time=show.episode_run_time,
     )
 
 
@@ -200,6 +229,7 @@ def season_details_data(season: TmdbSeason) -> SeasonData:
         overview=season.overview,
         air_date=season.air_date,
         episode_count=None,
+        poster_url=season.poster_url,
     )
 
 
@@ -212,6 +242,7 @@ def episode_data(episode: TmdbEpisode) -> EpisodeData:
         overview=episode.overview,
         air_date=episode.air_date,
         runtime=episode.runtime,
+        still_url=episode.still_url,
     )
 
 

@@ -16,6 +16,7 @@ from miauflix.db import (
     get_movie_by_tmdb_id,
     get_show_by_tmdb_id,
     replace_media_list,
+    upsert_genre_translations,
     upsert_genres,
     upsert_movie,
     upsert_season,
@@ -112,6 +113,8 @@ class ListSynchronizer:
         retry_delays: Seconds between the attempts of one TMDB call within a run.
         sleep: Waits between attempts (tests pass a no-op).
         specs: The lists to keep.
+        languages: ISO 639-1 codes whose genre names are kept too (two more TMDB requests
+            per language and run); the English names are always kept.
 
     Raises:
         ValueError: `pages` or `concurrency` is < 1.
@@ -128,6 +131,7 @@ class ListSynchronizer:
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
         sleep: Sleep = asyncio.sleep,
         specs: Sequence[ListSpec] = LIST_SPECS,
+        languages: Sequence[str] = (),
     ) -> None:
         if pages < 1:
             raise ValueError(f"pages must be >= 1, got {pages!r}")
@@ -141,6 +145,7 @@ class ListSynchronizer:
         self.retry_delays = tuple(retry_delays)
         self._sleep = sleep
         self.specs = tuple(specs)
+        self.languages = tuple(languages)
         self.processed = 0
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -196,6 +201,19 @@ class ListSynchronizer:
             return
         async with self._db.session() as session:
             await upsert_genres(session, (GenreData(g.id, g.name) for g in genres))
+        for language in self.languages:
+            try:
+                named = [
+                    *await self._retry(functools.partial(self._tmdb.movie_genres, language)),
+                    *await self._retry(functools.partial(self._tmdb.tv_genres, language)),
+                ]
+            except ProviderError as error:
+                logger.warning("genre names in %s not refreshed: %s", language, error)
+                continue
+            async with self._db.session() as session:
+                await upsert_genre_translations(
+                    session, language, (GenreData(g.id, g.name) for g in named)
+                )
 
     async def _fetch_pages(
         self, endpoint: Callable[[int], Awaitable[TmdbPage[Item]]]

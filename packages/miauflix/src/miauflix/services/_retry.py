@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from miauflix.providers import (
     Unauthorized,
 )
 
-__all__ = ["Clock", "ProviderPause", "RetryPolicy", "utc_now"]
+__all__ = ["Clock", "ProviderPause", "RetryPolicy", "outage_reason", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A zero-argument callable returning the current time as an aware UTC datetime."""
@@ -111,6 +112,39 @@ def is_provider_wide(error: ProviderError) -> bool:
     )
 
 
+# ProviderUnavailable's detail when no answer came: "cannot reach the provider: Type: message".
+_UNREACHABLE = re.compile(r"cannot reach the provider: (?P<type>[A-Za-z]+Error)\b")
+
+
+def outage_reason(error: ProviderError) -> str:
+    """A provider-wide error in a few words, provider first: "tmdb unreachable (connect error)".
+
+    For the status page's snoozed rows: what is wrong and with which provider, without the
+    URL path or the item the call was about.
+    """
+    provider = error.provider
+    if isinstance(error, ProviderUnavailable):
+        if error.status_code is not None:
+            return f"{provider} unavailable (HTTP {error.status_code})"
+        match = _UNREACHABLE.match(error.detail)
+        if match is None:
+            return f"{provider} unreachable ({error.detail})"
+        # ConnectError -> "connect error", ReadError -> "read error".
+        words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", match["type"]).lower()
+        return f"{provider} unreachable ({words})"
+    if isinstance(error, ProviderTimeout):
+        return f"{provider} not answering (no complete answer within {error.timeout:g} s)"
+    if isinstance(error, RateLimited):
+        if error.retry_after is None:
+            return f"{provider} rate limited"
+        return f"{provider} rate limited (retry after {error.retry_after:g} s)"
+    if isinstance(error, NotConfigured):
+        return f"{provider} not configured ({error.setting} is not set)"
+    if isinstance(error, Unauthorized):
+        return f"{provider} refused the credential (HTTP {error.status_code})"
+    return f"{provider}: {error.detail}"
+
+
 class ProviderPause:
     """Pauses one task while the provider it calls is down, rate limiting or unconfigured.
 
@@ -118,7 +152,9 @@ class ProviderPause:
     pauses at once for its `retry_after`; a missing setting or a rejected credential for
     `config_pause` seconds. Timeouts and 5xx pause only from the `threshold`-th in a row
     (one in three requests failing is a flaky provider, not a down one): 1, 2, 4... seconds,
-    up to `cap`. While `active()`, the task returns without a query or a call.
+    up to `cap`. While `active()`, the task returns without a query or a call; the
+    application ends such a run snoozed for `remaining()` seconds with `reason`
+    (`miauflix.app`), so the scheduler does not even start it meanwhile.
 
     Args:
         name: What is paused, for the log (`"movieSourceSearch"`).
@@ -146,10 +182,17 @@ class ProviderPause:
         self.config_pause = config_pause
         self.until: datetime | None = None
         self.trips = 0
+        self.reason: str | None = None
 
     def active(self) -> bool:
         """True while the pause lasts."""
         return self.until is not None and self._clock() < self.until
+
+    def remaining(self) -> float:
+        """Seconds left of the pause; 0.0 when there is none."""
+        if self.until is None:
+            return 0.0
+        return max(0.0, (self.until - self._clock()).total_seconds())
 
     def trip(self, error: ProviderError) -> None:
         """Count `error` if it is provider-wide, and pause when it calls for one."""
@@ -165,9 +208,11 @@ class ProviderPause:
         else:
             seconds = min(self.cap, 2.0 ** min(self.trips - self.threshold, 30))
         self.until = self._clock() + timedelta(seconds=seconds)
+        self.reason = outage_reason(error)
         logger.info("%s paused for %.1f s: %s", self.name, seconds, error)
 
     def clear(self) -> None:
         """End the streak after a provider answered."""
         self.trips = 0
         self.until = None
+        self.reason = None

@@ -20,6 +20,7 @@ from miauflix.simulator._tmdb_shapes import (
     season_details,
     show_details,
     show_summary,
+    translated_genres,
 )
 
 PAGE_SIZE = 20
@@ -136,10 +137,12 @@ def tmdb_routes(context: Context) -> list[Route]:
         )
 
     async def movie_genres(request: Request) -> Response:
-        return JSONResponse({"genres": genres(list(MOVIE_GENRES), MOVIE_GENRES)})
+        names = translated_genres(MOVIE_GENRES, request.query_params.get("language"))
+        return JSONResponse({"genres": genres(list(MOVIE_GENRES), names)})
 
     async def tv_genres(request: Request) -> Response:
-        return JSONResponse({"genres": genres(list(TV_GENRES), TV_GENRES)})
+        names = translated_genres(TV_GENRES, request.query_params.get("language"))
+        return JSONResponse({"genres": genres(list(TV_GENRES), names)})
 
     async def discover_movie(request: Request) -> Response:
         page = _page(request)
@@ -180,6 +183,8 @@ def tmdb_routes(context: Context) -> list[Route]:
         if isinstance(minimum, Response):
             return minimum
         chosen = [show for show in catalogue.shows if show.vote_count >= minimum]
+        if request.query_params.get("include_null_first_air_dates") == "false":
+            chosen = [show for show in chosen if show.first_air_date is not None]
         chosen.sort(key=lambda s: (s.popularity, s.tmdb_id), reverse=True)
         return _paginated([show_summary(show) for show in chosen], page)
 

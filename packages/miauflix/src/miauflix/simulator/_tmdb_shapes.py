@@ -63,12 +63,25 @@ def genres(ids: Sequence[int], names: dict[int, str]) -> list[dict[str, Any]]:
     return [{"id": genre, "name": names[genre]} for genre in ids]
 
 
-def _english(title: str, overview: str, tagline: str, runtime: int) -> dict[str, Any]:
+def translated_genres(names: dict[int, str], language: str | None) -> dict[int, str]:
+    """Genre names in `language` ("es" or "es-ES"): marked as the movie texts are; English
+    for a language the simulator does not translate (as TMDB falls back)."""
+    code = (language or "en").split("-")[0]
+    if code not in TRANSLATED:
+        return names
+    marker = TRANSLATED[code][2]
+    return {genre: f"{name} [{marker}]" for genre, name in names.items()}
+
+
+def _translation(
+    language: tuple[str, str, str], title: str, overview: str, tagline: str, runtime: int
+) -> dict[str, Any]:
+    code, country, name = language
     return {
-        "iso_3166_1": "US",
-        "iso_639_1": "en",
-        "name": "English",
-        "english_name": "English",
+        "iso_3166_1": country,
+        "iso_639_1": code,
+        "name": name,
+        "english_name": name,
         "data": {
             "homepage": "",
             "overview": overview,
@@ -79,12 +92,37 @@ def _english(title: str, overview: str, tagline: str, runtime: int) -> dict[str,
     }
 
 
-def _images(poster: str, backdrop: str) -> dict[str, Any]:
-    def image(path: str, width: int, height: int) -> dict[str, Any]:
+_ENGLISH = ("en", "US", "English")
+# The catalogue's texts marked per language: derived, not drawn, so adding them leaves the
+# seeded catalogue (and every test that reads it) unchanged.
+TRANSLATED: dict[str, tuple[str, str, str]] = {
+    "es": ("ES", "Español", "es"),
+    "fr": ("FR", "Français", "fr"),
+}
+"""The languages the simulator translates movies into besides English: code to (country,
+name, marker); a translated text is the English one followed by ` [marker]`."""
+
+
+def _translations(movie: Movie) -> list[dict[str, Any]]:
+    texts = (movie.title, movie.overview, movie.tagline)
+    result = [_translation(_ENGLISH, *texts, movie.runtime)]
+    for code, (country, name, marker) in TRANSLATED.items():
+        title, overview, tagline = (f"{text} [{marker}]" if text else "" for text in texts)
+        result.append(_translation((code, country, name), title, overview, tagline, movie.runtime))
+    return result
+
+
+def logo_path(tmdb_id: int) -> str:
+    """The TMDB image path of a movie's (English) logo."""
+    return f"/{_object_id(f'logo:{tmdb_id}')[:27]}.png"
+
+
+def _images(poster: str, backdrop: str, logo: str | None = None) -> dict[str, Any]:
+    def image(path: str, width: int, height: int, language: str | None = None) -> dict[str, Any]:
         return {
             "aspect_ratio": round(width / height, 3),
             "height": height,
-            "iso_639_1": None,
+            "iso_639_1": language,
             "file_path": path,
             "vote_average": 5.3,
             "vote_count": 4,
@@ -93,7 +131,7 @@ def _images(poster: str, backdrop: str) -> dict[str, Any]:
 
     return {
         "backdrops": [image(backdrop, 1920, 1080)],
-        "logos": [],
+        "logos": [] if logo is None else [image(logo, 1000, 400, "en")],
         "posters": [image(poster, 2000, 3000)],
     }
 
@@ -118,11 +156,9 @@ def movie_details(movie: Movie, append: set[str]) -> dict[str, Any]:
     }
     del body["genre_ids"]
     if "translations" in append:
-        body["translations"] = {
-            "translations": [_english(movie.title, movie.overview, movie.tagline, movie.runtime)]
-        }
+        body["translations"] = {"translations": _translations(movie)}
     if "images" in append:
-        body["images"] = _images(movie.poster_path, movie.backdrop_path)
+        body["images"] = _images(movie.poster_path, movie.backdrop_path, logo_path(movie.tmdb_id))
     if "videos" in append:
         published = dt.datetime.combine(
             movie.release_date - dt.timedelta(days=60), dt.time(16), tzinfo=dt.UTC
@@ -171,10 +207,11 @@ def _season_summary(season: Season) -> dict[str, Any]:
 def show_details(show: Show, append: set[str]) -> dict[str, Any]:
     """`/tv/{id}`, with `external_ids` and `translations` when appended."""
     last = show.seasons[-1] if show.seasons else None
+    first_episodes = show.seasons[0].episodes() if show.seasons else []
     body: dict[str, Any] = {
         **show_summary(show),
         "created_by": [],
-        "episode_run_time": [],
+        "episode_run_time": [first_episodes[0].runtime] if first_episodes else [],
         "genres": genres(show.genre_ids, TV_GENRES),
         "homepage": "",
         "in_production": show.status == "Returning Series",
@@ -192,8 +229,8 @@ def show_details(show: Show, append: set[str]) -> dict[str, Any]:
         "seasons": [_season_summary(season) for season in show.seasons],
         "spoken_languages": [],
         "status": show.status,
-        "tagline": "",
-        "type": "Scripted",
+        "tagline": show_tagline(show),
+        "type": "Miniseries" if len(show.seasons) == 1 else "Scripted",
     }
     del body["genre_ids"]
     if "external_ids" in append:
@@ -210,10 +247,17 @@ def show_details(show: Show, append: set[str]) -> dict[str, Any]:
             "twitter_id": None,
         }
     if "translations" in append:
-        body["translations"] = {"translations": [_english(show.name, show.overview, "", 0)]}
+        body["translations"] = {
+            "translations": [_translation(_ENGLISH, show.name, show.overview, "", 0)]
+        }
     if "images" in append:
         body["images"] = _images(show.poster_path, show.backdrop_path)
     return body
+
+
+def show_tagline(show: Show) -> str:
+    """The tagline `/tv/{id}` gives a show (derived from its name)."""
+    return f"Every season of {show.name} has a secret."
 
 
 def season_details(show: Show, season: Season) -> dict[str, Any]:

@@ -12,6 +12,7 @@ _SCHEMES = {
     "postgresql+asyncpg": "postgres",
     "redis": "redis",
     "rediss": "redis",
+    "sqlite": "sqlite",
 }
 
 
@@ -19,7 +20,9 @@ def from_url(url: str, *, cluster: str, ttl: float = 30.0) -> Coordinator:
     """Make the coordinator a URL names.
 
     ``postgresql://user@host/db`` (extra ``[postgres]``) or ``redis://host:6379/0`` (extra
-    ``[redis]``).
+    ``[redis]``), or ``sqlite:///path/schedule.sqlite3`` (standard library; one replica on one
+    host: a durable schedule that survives restarts; ``sqlite:////abs/path`` for an absolute
+    path).
 
     Args:
         url: The store's URL; its scheme picks the backend.
@@ -31,7 +34,10 @@ def from_url(url: str, *, cluster: str, ttl: float = 30.0) -> Coordinator:
         tickwork._extras.MissingExtraError: The backend's extra is not installed.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"coordinator URL must look like postgresql://host/db, got {url!r}")
+        raise ValueError(
+            f"coordinator URL must look like postgresql://host/db, redis://host or "
+            f"sqlite:///file, got {url!r}"
+        )
     scheme = url.split("://", 1)[0].lower()
     backend = _SCHEMES.get(scheme)
     if backend == "postgres":
@@ -42,5 +48,14 @@ def from_url(url: str, *, cluster: str, ttl: float = 30.0) -> Coordinator:
         from tickwork.coordination.redis import RedisCoordinator
 
         return RedisCoordinator(url, cluster=cluster, ttl=ttl)
+    if backend == "sqlite":
+        from tickwork.coordination.sqlite import SQLiteCoordinator
+
+        # sqlite:///absolute/path or sqlite:///relative/path (SQLAlchemy's form) or sqlite://path
+        path = url.split("://", 1)[1]
+        path = path.removeprefix("/")
+        if not path:
+            raise ValueError(f"coordinator URL {url!r} names no SQLite file")
+        return SQLiteCoordinator(path, cluster=cluster, ttl=ttl)
     known = ", ".join(sorted({f"{s}://" for s in _SCHEMES}))
     raise ValueError(f"coordinator URL scheme {scheme!r} is not supported (use one of: {known})")

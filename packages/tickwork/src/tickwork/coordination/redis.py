@@ -150,6 +150,27 @@ return 0
 )
 
 
+# Runs a caller's script only while the lease is current. KEYS[1]: the task hash; ARGV[1], ARGV[2]:
+# replica and token; the caller's KEYS and ARGV follow, and the script sees them as its own.
+_FENCED = (
+    _NOW
+    + """
+local h = redis.call('HMGET', KEYS[1], 'holder', 'fence', 'lease_until_ms')
+if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] or (tonumber(h[3]) or 0) <= now then
+  return redis.error_reply('TICKWORK_LEASE_LOST')
+end
+local keys = {}
+for i = 2, #KEYS do keys[i - 1] = KEYS[i] end
+local argv = {}
+for i = 3, #ARGV do argv[i - 2] = ARGV[i] end
+local function body(KEYS, ARGV, now)
+SCRIPT
+end
+return body(keys, argv, now)
+"""
+)
+
+
 class RedisCoordinator:
     """A coordinator on Redis (redis-py's asyncio client).
 
@@ -195,6 +216,7 @@ class RedisCoordinator:
         self._client: aioredis.Redis | None = None
         self._decls: dict[str, TaskDecl] = {}
         self._scripts: dict[str, Any] = {}
+        self._fenced_scripts: dict[str, Any] = {}
 
     @property
     def cluster(self) -> str:
@@ -214,6 +236,45 @@ class RedisCoordinator:
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
+
+    def key(self, name: str) -> str:
+        """A key for the application's own data in this cluster's hash slot.
+
+        Scripts run by :meth:`fenced_eval` may only touch keys of the same slot in Redis
+        Cluster: build them with this method.
+        """
+        return self._key("app", name)
+
+    async def fenced_eval(
+        self, lease: Lease, script: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        """Run a Lua ``script`` atomically on the server, only while ``lease`` is current.
+
+        The script sees ``KEYS`` and ``ARGV`` as given here and the server time in
+        milliseconds as ``now``. This is the fenced write of Redis-stored data: the check and
+        the write happen in one script, so a replica paused past its lease cannot write.
+
+        Raises:
+            LeaseLostError: The lease is no longer the task's current, unexpired one.
+            CoordinatorError: The server cannot be reached.
+        """
+        lease.check()
+        source = _FENCED.replace("SCRIPT", script)
+        script_object = self._fenced_scripts.get(source)
+        if script_object is None:
+            script_object = self._fenced_scripts[source] = self._redis().register_script(source)
+        try:
+            return await script_object(
+                keys=[self._key("task", lease.task), *keys],
+                args=[lease.replica, lease.token, *args],
+            )
+        except redis.exceptions.ResponseError as exc:
+            if "TICKWORK_LEASE_LOST" in str(exc):
+                lease._lose("superseded: Redis refused its token")
+                raise LeaseLostError(lease.task, lease.token, "Redis refused its token") from None
+            raise CoordinatorError(f"Redis coordinator: {exc}") from exc
+        except _ERRORS as exc:
+            raise CoordinatorError(f"Redis coordinator: {type(exc).__name__}: {exc}") from exc
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
@@ -381,6 +442,7 @@ class RedisCoordinator:
         client, self._client = self._client, None
         if client is None:
             return
+        self._fenced_scripts.clear()
         try:
             for key in ("replicas", "seen", "joined"):
                 await client.hdel(self._key(key), self._replica)

@@ -1,6 +1,9 @@
 """A bounded ring of recent executions per task, fed by an execution hook.
 
-Backs ``GET /history`` (and the status page's charts). Each task keeps its last ``size``
+Backs ``GET /history`` (and the status page's charts). Each entry is ``{"started_at",
+"duration", "outcome", "lateness", "reason"}``: ``reason`` is the outcome in words (a failed
+run's ``"Type: message"``, a timeout's message, a snooze's reason, why a lease was lost; at
+most 500 characters, the core's bound) or None. Each task keeps its last ``size``
 executions (100 by default); the number of tasks remembered is bounded too, dropping the task
 whose last execution is oldest, so renamed or cancelled tasks cannot grow memory forever.
 """
@@ -50,6 +53,9 @@ class HistoryRing:
                 "duration": result.duration,
                 "outcome": result.outcome,
                 "lateness": execution.lateness,
+                # Already bounded by the core (tickwork._snooze.MAX_REASON), and shared with
+                # the task's status: no copy per entry.
+                "reason": result.reason,
             }
         )
         self._rings[execution.task] = ring

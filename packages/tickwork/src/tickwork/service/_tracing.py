@@ -6,8 +6,9 @@ nothing is imported and nothing changes.
 
 Each span is named ``task NAME``, starts from an empty context (no parent and no baggage
 leaking from the code that scheduled the task), carries ``task.name``, ``task.interval``,
-``task.lateness``, ``task.execution`` and ``task.outcome``, records the error of a failed or
-timed-out execution and ends with status ERROR then. The span is attached as the current
+``task.lateness``, ``task.execution``, ``task.outcome`` and, when the outcome has one,
+``task.outcome_reason`` (a snooze's reason, a failure's error text), records the error of a
+failed or timed-out execution and ends with status ERROR then. The span is attached as the current
 context in ``on_start`` (the core calls hooks in the execution's own context, so the span is
 current in the task body, in a plain function's worker thread too) and detached in
 ``on_finish``.
@@ -70,6 +71,8 @@ class TracingHook:
             return
         span, token = opened
         span.set_attribute("task.outcome", result.outcome)
+        if result.reason is not None:
+            span.set_attribute("task.outcome_reason", result.reason)
         if result.error is not None:
             span.record_exception(result.error)
             span.set_status(

@@ -24,7 +24,9 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import httpx
@@ -434,6 +436,7 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines.extend(_calendar_lines(tasks))
     services = document.get("services") or {}
     if services:
         lines.append("")
@@ -448,6 +451,57 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
             f"last stall: {last_stall.get('kind')} of {_seconds(last_stall.get('seconds'))}"
         )
     return "\n".join(lines)
+
+
+def _calendar_lines(tasks: list[dict[str, Any]]) -> list[str]:
+    """One line per calendar task: its expression and zone, the next run in local and UTC."""
+    lines: list[str] = []
+    for task in tasks:
+        schedule = task.get("schedule") or {}
+        if schedule.get("kind") != "cron":
+            continue
+        next_run = task.get("next_run_at")
+        when = "-" if next_run is None else _local_and_utc(float(next_run), schedule.get("tz"))
+        if not lines:
+            lines.append("")
+        lines.append(
+            f"cron {task.get('name')}: {schedule.get('expression')} ({schedule.get('tz')}), "
+            f"next {when}, skipped {task.get('skipped', 0)}"
+        )
+    return lines
+
+
+def _local_and_utc(epoch: float, tz: object) -> str:
+    """``2026-01-02 03:00 CET (02:00 UTC)``."""
+    instant = datetime.fromtimestamp(epoch, UTC)
+    try:
+        local = instant.astimezone(ZoneInfo(str(tz)))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = instant
+    return f"{local:%Y-%m-%d %H:%M %Z} ({instant:%H:%M} UTC)"
+
+
+@cli.command("cron-preview")
+@click.argument("expression")
+@click.option("--tz", default="UTC", show_default=True, help="IANA time zone of the expression.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many fire times to print.",
+)
+def cron_preview(expression: str, tz: str, count: int) -> None:
+    """Print the next fire times of a cron EXPRESSION, in its zone and in UTC."""
+    from tickwork._cron import cron_preview as preview
+
+    try:
+        instants = preview(expression, tz, count=count)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="EXPRESSION/--tz") from None
+    for epoch in instants:
+        click.echo(_local_and_utc(epoch, tz))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -14,7 +14,8 @@ Endpoints (all ``GET``):
   (if any) cannot be reached, since this replica then runs no singleton task.
 - ``/status``: ``{"state", "started_at", "uptime", "now", "event_loop_lag", "stall_events",
   "last_stall", "tasks": [...], "services": {...}, "cluster": {...} | null}``. Each task is its
-  :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters) plus
+  :meth:`tickwork.TaskStatus.to_dict` (``last_error`` cut to 500 characters; ``state``
+  ``"snoozed"`` and ``last_outcome``/``last_outcome_reason`` tell a snoozed task apart) plus
   ``overdue_by`` (seconds a waiting task is past due, 0.0 otherwise) and ``stuck`` (running
   longer than its timeout or, without one, than ``stuck_after``, 600 s). ``services`` holds the
   components registered with :func:`tickwork.service.register_component`. ``cluster`` (null
@@ -25,10 +26,15 @@ Endpoints (all ``GET``):
   in seconds on the coordinator's clock.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
-  ``{"NAME": [{"started_at", "duration", "outcome", "lateness"}, ...]}``, the last executions of
-  each task, oldest first. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
+  ``{"NAME": [{"started_at", "duration", "outcome", "lateness", "reason"}, ...]}``, the last
+  executions of each task, oldest first; ``outcome`` is a :data:`tickwork.Outcome` and
+  ``reason`` its words (a failed run's error text, a snooze's reason; at most 500 characters)
+  or null. One unknown name gets 404 ``{"error": "unknown task"}`` (the name is
   not echoed back); with several names, unknown ones are left out of the answer; more than 100
   names get 400.
+
+Routes an application registers with :func:`tickwork.service.register_routes` (from its setup)
+are served beside these, protected like ``/status`` (token, rate limit, headers).
 
 Every answer carries ``X-Content-Type-Options: nosniff``, and every JSON answer (errors
 included: 401, 404, 405, 429) ``Cache-Control: no-store``. Unknown paths and methods answer
@@ -63,7 +69,7 @@ import hmac
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -77,6 +83,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tickwork._spec import check_finite
 from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
+from tickwork.service._routes import attach_app
 from tickwork.service._runtime import ServiceRuntime
 from tickwork.service._taskview import DEFAULT_STUCK_AFTER
 from tickwork.service.metrics import CONTENT_TYPE
@@ -106,7 +113,8 @@ def create_app(
 
     Adds two execution hooks to ``scheduler`` (metrics and recent executions), so create the
     app before scheduling tasks to count their first runs. The app's lifespan starts and stops
-    the event-loop monitor.
+    the event-loop monitor. It also serves the routes registered for ``scheduler`` with
+    :func:`tickwork.service.register_routes`, before or after this call.
 
     Args:
         scheduler: The scheduler to serve.
@@ -125,7 +133,8 @@ def create_app(
 
     Raises:
         TypeError: ``token`` is not a str or None.
-        ValueError: ``token`` is empty, or a number is out of range (the message names it).
+        ValueError: ``token`` is empty, or a number is out of range (the message names it),
+            or a route registered for ``scheduler`` uses a path the service serves.
     """
     if token is not None and not isinstance(token, str):
         raise TypeError(f"token must be a str or None, got {type(token).__name__}")
@@ -243,6 +252,14 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.tickwork = runtime
+
+    def wrap(route: Route) -> Route:
+        # An app's route is rate-limited in a bucket of its own, apart from the service's.
+        endpoint = guard(cast(_Endpoint, route.endpoint), route=f"app:{route.path}", protected=True)
+        methods = sorted(route.methods) if route.methods else None
+        return Route(route.path, endpoint, methods=methods, name=route.name)
+
+    attach_app(scheduler, app, wrap)
     return app
 
 

@@ -6,6 +6,7 @@ scrape time, so they are never stale). Exported, with the ``task`` label where i
 
 ==========================================  =========  =======================================
 ``tickwork_task_runs_total``                counter    finished executions, label ``outcome``
+                                                       (a :data:`tickwork.Outcome`)
 ``tickwork_task_failures_total``            counter    executions that failed or timed out
 ``tickwork_task_duration_seconds``          histogram  execution durations
 ``tickwork_task_lateness_seconds``          histogram  start delay against the due time

@@ -48,6 +48,18 @@
   function show(node, visible) {
     if (node.hidden === visible) node.hidden = !visible;
   }
+  // A calendar task's next run in its zone: "03:00" (short), or "02/01/2026, 03:00
+  // Europe/Rome (2026-01-02 02:00 UTC)".
+  function whenIn(epoch, tz, short) {
+    const at = new Date(epoch * 1000);
+    const fmt = short ? { timeStyle: "short" } : { dateStyle: "short", timeStyle: "short" };
+    let local;
+    try { local = at.toLocaleString([], Object.assign({ timeZone: tz }, fmt)); }
+    catch (e) { local = at.toLocaleString([], fmt); }
+    if (short) return local;
+    return local + " " + tz + " (" + at.toISOString().slice(0, 16).replace("T", " ") + " UTC)";
+  }
+
   function title(node, value) {
     if (node.title !== value) node.title = value;
   }
@@ -199,6 +211,7 @@
     text($("svc-stall"), count && last ? count + " stall event(s); last: " + last.kind + " of " +
       secs(last.seconds) : "no stalls");
     renderComponents(doc.services || {}, doc.now);
+    renderCluster(doc.cluster || null);
 
     const seen = new Set();
     let running = 0;
@@ -291,6 +304,44 @@
       if (why) text(el("span", "muted", li), why);
     }
     show(c.parts, parts.length > 0);
+  }
+
+  // The cluster a coordinated replica belongs to: its peers and who holds each singleton task.
+  let clusterKey = "";
+  function renderCluster(c) {
+    show($("cluster"), c !== null);
+    if (c === null) return;
+    const state = !c.reachable ? "unreachable" : c.ready ? "ready" : "starting";
+    text($("cluster-head"), c.backend + " · cluster " + c.cluster + " · this replica " +
+      c.replica + " · lease " + secs(c.lease_ttl) + " · coordinator " + state);
+    const error = c.reachable ? "" : clip(String(c.error || ""), 300);
+    text($("cluster-error"), error);
+    show($("cluster-error"), error !== "");
+    const peers = (c.peers || []).map((p) => [
+      p.replica + (p.replica === c.replica ? " (this replica)" : ""),
+      p.alive ? "ready" : "error", p.alive ? "alive" : "gone",
+      "seen " + compact(p.last_seen_ago) + " ago · " + p.tasks.length + " task(s)"]);
+    const tasks = (c.tasks || []).map((t) => [
+      t.name,
+      t.orphaned ? "degraded" : t.holder ? "running" : "scheduled",
+      t.orphaned ? "orphaned" : t.holder ? "held" : "free",
+      (t.holder ? "by " + t.holder + " (token " + t.token + "), lease " +
+        dueIn(Math.max(0, t.lease_expires_in)).replace("in ", "for ") :
+        "token " + t.token + ", due " + (t.next_due_in > 0 ? dueIn(t.next_due_in) : "now")) +
+        " · " + t.runs + " run(s)" + (t.failures ? ", " + t.failures + " failing in a row" : "") +
+        (t.last_outcome ? ", last " + String(t.last_outcome).replace("_", " ") : "")]);
+    const key = JSON.stringify([peers, tasks]);
+    if (key === clusterKey) return;
+    clusterKey = key;
+    for (const [list, items] of [[$("cluster-peers"), peers], [$("cluster-tasks"), tasks]]) {
+      list.replaceChildren();
+      for (const [name, status, label, why] of items) {
+        const li = el("li", "", list);
+        text(el("span", "part", li), name);
+        text(el("span", statusClass(status), li), label);
+        text(el("span", "muted", li), why);
+      }
+    }
   }
 
   function addRow(name) {
@@ -413,7 +464,16 @@
     }
     text(rec.lastOutcome, outcome ? OUTCOMES[outcome] || String(outcome) : "");
     classes(rec.lastOutcome, "outcome o-" + String(outcome).replace(/[^a-z_]/g, ""));
-    text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
+    const cron = t.schedule && t.schedule.kind === "cron" ? t.schedule : null;
+    classes(rec.interval, cron ? "num c-interval cron" : "num c-interval");
+    classes(rec.next, cron ? "num c-next cron" : "num c-next");
+    if (cron) {  // a calendar task: the expression and its zone instead of an interval
+      text(rec.interval, cron.expression + " " + cron.tz);
+      title(rec.interval, "cron: " + cron.expression + " in " + cron.tz);
+    } else {
+      text(rec.interval, t.interval < 60 ? secs(t.interval) : compact(t.interval));
+      title(rec.interval, "");
+    }
     text(rec.runsCell, String(t.runs));
     text(rec.failCell, String(t.failures));
     text(rec.rowCell, String(t.consecutive_failures));
@@ -424,7 +484,9 @@
       const due = t.next_run_at - now;
       next = due > 0 ? dueIn(due) : "due";
     }
+    if (cron && next !== "–") next += " · " + whenIn(t.next_run_at, cron.tz, true);
     text(rec.next, next);
+    title(rec.next, cron && next !== "–" ? whenIn(t.next_run_at, cron.tz, false) : "");
     const error = t.last_error == null ? "" : String(t.last_error);
     show(rec.details, error !== "");
     text(rec.summary, clip(error.split("\n", 1)[0], 90));
