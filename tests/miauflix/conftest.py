@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'miauflix.sqlite3'}"
         return
-    server = make_url(request.getfixturevalue("postgres_url"))
+    async with _postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@asynccontextmanager
+async def _postgres_schema(postgres_url: str) -> AsyncIterator[str]:
+    server = make_url(postgres_url)
     # A role and a schema of the same name: PostgreSQL's default search_path ("$user", public)
     # puts every table of this test in that schema, so the URL alone isolates the test.
     # Creating and dropping a schema is much cheaper than a database (no checkpoint).
@@ -47,6 +54,18 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
             await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
             await connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
         await admin.dispose()
+
+
+@pytest.fixture
+async def pg_database(postgres_url: str) -> AsyncIterator[Database]:
+    """A migrated `Database` on a fresh PostgreSQL schema of its own (PostgreSQL-only tests)."""
+    async with _postgres_schema(postgres_url) as url:
+        db = await open_database(url)
+        try:
+            await db.migrate()
+            yield db
+        finally:
+            await db.aclose()
 
 
 @pytest.fixture

@@ -81,6 +81,14 @@ async def test_disable_background_tasks_registers_no_task(
         "sources": 0,
         "sources_with_file": 0,
         "sources_with_stats": 0,
+        "processed_here": {
+            "syncMovies": 0,
+            "syncIncompleteSeasons": 0,
+            "movieSourceSearch": 0,
+            "dataFileSearch": 0,
+            "updateSourcesStats": 0,
+            "resyncMovieSources": 0,
+        },
     }
     assert all(services[name]["status"] == "ready" for name in ("tmdb", "yts", "torrent_files"))
 

@@ -9,6 +9,11 @@ Every failure here is a setup error that names the setting to fix (`SettingsErro
 - A database that cannot be reached is an error naming `DATABASE_URL` (or
   `MIAUFLIX_DATA_DIR` for the embedded one), with the URL shown without its password.
 
+On SQLite one process serves a data directory: `lock_data_dir` takes an exclusive `flock`
+on `miauflix.lock` in it before anything else (the simulator's ports included), and a second
+process fails at once with one line naming the holder's pid. The kernel drops the lock when
+the holder exits, `kill -9` included, so a stale file never blocks a restart.
+
 Demo mode keeps the simulator's ports in `simulator.json` in the data directory and asks for
 them again at the next start, so the direct download URLs stored from the simulator's
 directory stay valid across restarts; when a port is taken (another demo service on this
@@ -18,6 +23,7 @@ host), the simulator takes free ones and the file is updated.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -29,12 +35,70 @@ from miauflix.db import Database, open_database
 from miauflix.settings import Settings, SettingsError
 from miauflix.simulator import Faults, Simulator
 
-__all__ = ["open_configured_database", "prepare_data_dir", "start_demo_simulator"]
+__all__ = [
+    "DataDirLock",
+    "lock_data_dir",
+    "open_configured_database",
+    "prepare_data_dir",
+    "start_demo_simulator",
+]
 
 logger = logging.getLogger("miauflix.app")
 
 SIMULATOR_STATE = "simulator.json"
 """The file in the data directory that keeps the demo simulator's ports."""
+
+
+LOCK_FILE = "miauflix.lock"
+"""The file in the data directory that the serving process holds locked (SQLite only)."""
+
+
+class DataDirLock:
+    """The exclusive lock of one data directory; `release()` (or the process's exit) ends it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Unlock and close the lock file (idempotent); the file stays, with the last pid."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
+
+
+def lock_data_dir(path: Path) -> DataDirLock:
+    """Take the data directory's exclusive lock, or fail naming the process that holds it.
+
+    Args:
+        path: The prepared data directory.
+
+    Returns:
+        The lock, held until `release()` or the process exits.
+
+    Raises:
+        SettingsError: Another process holds it: the message names its pid and says to use
+            PostgreSQL to run several replicas.
+    """
+    lock_path = path / LOCK_FILE
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise SettingsError(
+            f"MIAUFLIX_DATA_DIR {str(path)!r} is in use by another miauflix process (pid "
+            f"{holder}, lock {str(lock_path)!r}); SQLite serves one replica: stop that "
+            "process, use another MIAUFLIX_DATA_DIR, or set DATABASE_URL=postgresql://... to "
+            "run several"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return DataDirLock(lock_path, fd)
 
 
 def prepare_data_dir(path: Path) -> Path:

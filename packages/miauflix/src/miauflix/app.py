@@ -20,16 +20,28 @@ updateSourcesStats       2 s       scrape seeders/leechers of up to 5 sources
 resyncMovieSources       5 s       fill one movie's missing source upload dates and types
 =======================  ========  =========================================================
 
-Components under `/status` -> `services`: `catalog` (row counts in `details`), and the
-providers `tmdb`, `yts`, `torrent_files`, `trackers`. The read API (`miauflix.api`: `/api/lists`,
-`/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is served beside `/status`, under its token
-and rate limit.
+Components under `/status` -> `services`: `catalog` (row counts in `details`, and what this
+replica processed per task), and the providers `tmdb`, `yts`, `torrent_files`, `trackers`. The
+read API (`miauflix.api`: `/api/lists`, `/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is
+served beside `/status`, under its token and rate limit.
 
 A task whose provider is down (its service's `ProviderPause`) ends its run snoozed
 (`tickwork.Snooze`) for what is left of the pause, the provider and the cause in the reason,
 so its row reads e.g. "snoozed 45 s: tmdb unreachable (connect error)" and the scheduler does
 not start it meanwhile. A failing item (a season, a movie, a source) stays the item's matter:
 logged, backed off on its own, counted under its provider's component.
+
+Several replicas (PostgreSQL). With `DATABASE_URL=postgresql+asyncpg://...` setup gives the
+scheduler a `PostgresCoordinator` on the same database (cluster `miauflix`) unless
+`MIAUFLIX_COORDINATE=false` or the command line's `--coordinator` gave one. Then
+`refreshLists` and `syncMovies` run once per interval cluster-wide and write under their
+run's fencing token (`Database.session(lease=...)`); the five draining tasks are
+`singleton=False` on every replica and claim their items (`miauflix.db._claims`); and each
+provider's budget is divided by the live replicas of the cluster view, refreshed every
+heartbeat (`share_budgets`).
+
+One replica (SQLite). The data directory is locked first (`miauflix.lock`): a second
+process on it fails at once naming the holder's pid; a coordinator with SQLite is refused.
 """
 
 from __future__ import annotations
@@ -45,19 +57,37 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from miauflix._storage import open_configured_database, prepare_data_dir, start_demo_simulator
+from miauflix._storage import (
+    DataDirLock,
+    lock_data_dir,
+    open_configured_database,
+    prepare_data_dir,
+    start_demo_simulator,
+)
 from miauflix.api import read_routes
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
 from miauflix.services import ListSynchronizer, MediaService, ProviderPause, SourceService
-from miauflix.settings import RATE_DEFAULTS, Settings, format_rate
+from miauflix.settings import RATE_DEFAULTS, Settings, SettingsError, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, Snooze, TaskSpec
+from tickwork.coordination import Coordinator
 from tickwork.service import ComponentStatus, register_component, register_routes
 
-__all__ = ["TASKS", "MiauflixApp", "TaskDefinition", "setup"]
+__all__ = [
+    "CLUSTER",
+    "TASKS",
+    "MiauflixApp",
+    "TaskDefinition",
+    "setup",
+    "share_budgets",
+    "share_budgets_once",
+]
 
 logger = logging.getLogger("miauflix.app")
+
+CLUSTER = "miauflix"
+"""The coordinator's cluster name: replicas on one database with this name share the schedule."""
 
 
 @dataclass(slots=True)
@@ -73,6 +103,9 @@ class MiauflixApp:
         media: The `syncMovies` and `syncIncompleteSeasons` service.
         sources: The source search, file, stats and resync service.
         tasks: The names of the tasks registered (empty with `DISABLE_BACKGROUND_TASKS`).
+        lock: The data directory's lock (SQLite), else None.
+        budgets: The task keeping provider budgets divided by the live replicas (several
+            replicas), else None.
     """
 
     settings: Settings
@@ -83,17 +116,24 @@ class MiauflixApp:
     media: MediaService
     sources: SourceService
     tasks: tuple[str, ...] = ()
+    lock: DataDirLock | None = None
+    budgets: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        """Close the provider clients, then the simulator, then the database.
+        """Stop the budget task, close the provider clients, the simulator, the database.
 
         Each is closed even when an earlier one fails; the first error is raised at the end.
+        The data directory's lock is released last.
         """
         async with contextlib.AsyncExitStack() as stack:
+            if self.lock is not None:
+                stack.callback(self.lock.release)
             stack.push_async_callback(self.database.aclose)
             if self.simulator is not None:
                 stack.push_async_callback(self.simulator.aclose)
             stack.push_async_callback(self.providers.aclose)
+            if self.budgets is not None:
+                stack.push_async_callback(_stop, self.budgets)
         logger.info("miauflix released its providers and database")
 
     async def __aenter__(self) -> Self:
@@ -121,6 +161,9 @@ class TaskDefinition:
             provider timeout when that is longer).
         timeout_per_request: Provider timeouts one execution may need in the worst case.
         max_backoff: Cap of the scheduler's backoff after unexpected errors, or None.
+        singleton: True: once per interval cluster-wide under a coordinator (the slow tasks,
+            whose writes are fenced); False: on every replica (the draining tasks, which
+            claim their items).
         pause: Picks the task's provider pause from the built application, or None: a run
             after which it lasts ends snoozed (`snoozing`).
     """
@@ -131,6 +174,7 @@ class TaskDefinition:
     timeout: float
     timeout_per_request: float
     max_backoff: float | None = None
+    singleton: bool = True
     pause: Callable[[MiauflixApp], ProviderPause] | None = None
 
     def spec(self, app: MiauflixApp) -> TaskSpec:
@@ -142,9 +186,14 @@ class TaskDefinition:
             self.name,
             self.interval,
             task,
-            timeout=max(self.timeout, self.timeout_per_request * app.settings.http_timeout),
+            timeout=self.timeout_for(app.settings),
             max_backoff=self.max_backoff,
+            singleton=self.singleton,
         )
+
+    def timeout_for(self, settings: Settings) -> float:
+        """The execution timeout on `settings` (seconds)."""
+        return max(self.timeout, self.timeout_per_request * settings.http_timeout)
 
 
 TASKS: tuple[TaskDefinition, ...] = (
@@ -169,6 +218,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
         pause=lambda app: app.media.season_pause,
     ),
     TaskDefinition(
@@ -178,6 +228,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
         pause=lambda app: app.sources.search_pause,
     ),
     TaskDefinition(
@@ -187,6 +238,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=60,
         timeout_per_request=5,
         max_backoff=60,
+        singleton=False,
         pause=lambda app: app.sources.file_pause,
     ),
     TaskDefinition(
@@ -196,6 +248,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
         pause=lambda app: app.sources.stats_pause,
     ),
     TaskDefinition(
@@ -205,6 +258,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         timeout=30,
         timeout_per_request=3,
         max_backoff=60,
+        singleton=False,
         pause=lambda app: app.sources.resync_pause,
     ),
 )
@@ -251,8 +305,9 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
 
     Raises:
         miauflix.settings.SettingsError: An environment variable holds an unusable value, the
-            data directory is unusable, or the database cannot be opened; the message names
-            the variable to fix.
+            data directory is unusable or in use by another process (SQLite), the scheduler
+            has a coordinator while the database is SQLite, or the database cannot be opened;
+            the message names the variable to fix.
         ValueError: A simulator fault knob is out of range.
     """
     if settings is None:
@@ -261,6 +316,13 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
     if httpx_logger.level == logging.NOTSET:
         # httpx logs every request at INFO: ten lines a second from the 0.1 s task alone.
         httpx_logger.setLevel(logging.WARNING)
+    postgres = settings.resolved_database_url.startswith("postgresql")
+    if not postgres and scheduler.coordinator is not None:
+        raise SettingsError(
+            f"SQLite serves one replica, but a coordinator ({scheduler.coordinator.backend}) "
+            "is configured: set DATABASE_URL=postgresql+asyncpg://... to run several replicas, "
+            "or drop --coordinator"
+        )
     if settings.trackers is not None:
         tracker_origin = "TRACKERS"
     elif settings.demo_mode:
@@ -269,8 +331,14 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         tracker_origin = "the original backend's defaults"
     async with contextlib.AsyncExitStack() as stack:
         simulator: Simulator | None = None
-        if settings.demo_mode or not settings.database_url:
+        lock: DataDirLock | None = None
+        if settings.demo_mode or not postgres:
             await asyncio.to_thread(prepare_data_dir, settings.data_dir)
+        if not postgres:
+            # Before anything else, the simulator's ports included: a second process on the
+            # same SQLite data directory stops here with one line.
+            lock = lock_data_dir(settings.data_dir)
+            stack.callback(lock.release)
         if settings.demo_mode:
             simulator = await start_demo_simulator(settings.data_dir, _faults(settings))
             stack.push_async_callback(simulator.aclose)
@@ -310,6 +378,8 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
         await database.migrate()
         providers = build_providers(settings)
         stack.push_async_callback(providers.aclose)
+        coordinated = postgres and _coordinate(scheduler, settings, database)
+        claim_ttl = _claim_ttl(settings) if coordinated else None
         _log_trackers(settings, tracker_origin)
         rng = random.Random()
         app = MiauflixApp(
@@ -318,14 +388,16 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             providers=providers,
             simulator=simulator,
             lists=ListSynchronizer(database, providers.tmdb, languages=settings.languages),
-            media=MediaService(database, providers.tmdb, rng=rng),
+            media=MediaService(database, providers.tmdb, rng=rng, claim_ttl=claim_ttl),
             sources=SourceService(
                 database,
                 directories=providers.directories,
                 torrent_files=providers.torrent_files,
                 trackers=providers.trackers,
                 rng=rng,
+                claim_ttl=claim_ttl,
             ),
+            lock=lock,
         )
         _register_components(scheduler, app)
         register_routes(scheduler, read_routes(database))
@@ -333,9 +405,109 @@ async def setup(scheduler: Scheduler, *, settings: Settings | None = None) -> Mi
             logger.info("DISABLE_BACKGROUND_TASKS is set: no background task is scheduled")
         else:
             app.tasks = _register_tasks(scheduler, app)
+        if scheduler.coordinator is not None:
+            app.budgets = asyncio.create_task(
+                share_budgets(scheduler, providers), name="miauflix-budgets"
+            )
         stack.pop_all()
     return app
 
+
+def _coordinate(scheduler: Scheduler, settings: Settings, database: Database) -> bool:
+    # Whether this replica shares the database with others: the coordinator the command line
+    # gave, or one on the same database (the default), or none (MIAUFLIX_COORDINATE=false).
+    from tickwork.coordination.postgres import PostgresCoordinator
+
+    if scheduler.coordinator is None:
+        if not settings.coordinate:
+            logger.info("MIAUFLIX_COORDINATE is false: this replica assumes it is the only one")
+            return False
+        scheduler.use_coordinator(
+            PostgresCoordinator(settings.resolved_database_url, cluster=CLUSTER)
+        )
+        logger.info(
+            "coordinating with the other replicas on the same database (cluster %r; "
+            "MIAUFLIX_COORDINATE=false turns it off)",
+            CLUSTER,
+        )
+    coordinator = scheduler.coordinator
+    # PostgresCoordinator does not expose its DSN; its private attribute is read only to
+    # tell whether its task rows live in this database (the guard must read them here).
+    dsn = getattr(coordinator, "_dsn", None)
+    if (
+        isinstance(coordinator, PostgresCoordinator)
+        and isinstance(dsn, str)
+        and _same_database(dsn, settings.resolved_database_url)
+    ):
+        database.fencing_schema = coordinator.schema
+    else:
+        logger.warning(
+            "the coordinator (%s) is not this database: the singleton tasks' writes are not "
+            "fenced by their tokens (run several replicas with the default coordinator)",
+            getattr(coordinator, "backend", type(coordinator).__name__),
+        )
+    return True
+
+
+def _same_database(a: str, b: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    ua, ub = make_url(a), make_url(b)
+    return (ua.host, ua.port or 5432, ua.database) == (ub.host, ub.port or 5432, ub.database)
+
+
+def _claim_ttl(settings: Settings) -> float:
+    if settings.claim_ttl:
+        return settings.claim_ttl
+    # Twice the longest draining run: a live replica always writes back before its claim
+    # expires (a run is cancelled at its timeout), a dead one's items return soon after.
+    return 2 * max(task.timeout_for(settings) for task in TASKS if not task.singleton)
+
+
+async def share_budgets(scheduler: Scheduler, providers: Providers) -> None:
+    """Keep each provider's budget divided by the cluster's live replicas, until cancelled.
+
+    Every heartbeat interval it reads the coordinator's cluster view and calls
+    `Providers.share_budget(max(1, live peers))`. A replica that joins sends its full share
+    at once while the others see it one heartbeat later, so the cluster may exceed a budget
+    by one replica's share for up to one heartbeat interval; a replica that dies leaves its
+    share unused until it stops counting as alive (three heartbeats). An unreachable store
+    keeps the last division.
+
+    Args:
+        scheduler: A scheduler with a coordinator.
+        providers: The clients whose limits are divided.
+    """
+    coordinator = scheduler.coordinator
+    assert coordinator is not None
+    while True:
+        await share_budgets_once(coordinator, providers)
+        await asyncio.sleep(coordinator.heartbeat_interval)
+
+
+async def share_budgets_once(coordinator: Coordinator, providers: Providers) -> int:
+    """One step of `share_budgets`: divide the budgets by the live replicas now.
+
+    Returns:
+        The divisor in effect afterwards (the previous one when the store did not answer).
+    """
+    try:
+        view = await coordinator.cluster_view()
+    except Exception as exc:  # the store's own errors: keep the last division
+        logger.debug("cluster view unavailable, provider budgets unchanged: %s", exc)
+        return providers.replicas
+    replicas = max(1, sum(1 for peer in view.peers if peer.alive))
+    if replicas != providers.replicas:
+        logger.info(
+            "provider budgets divided by %d live replica(s) (was %d)", replicas, providers.replicas
+        )
+        providers.share_budget(replicas)
+    return replicas
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
 
 def _log_trackers(settings: Settings, origin: str) -> None:
     trackers = settings.tracker_urls
@@ -356,7 +528,16 @@ def _register_components(scheduler: Scheduler, app: MiauflixApp) -> None:
     async def catalog() -> ComponentStatus:
         async with app.database.read_session() as session:
             counts = await catalog_counts(session)
-        return ComponentStatus("ready", None, counts.to_dict())
+        details: dict[str, object] = dict(counts.to_dict())
+        # What this replica did (the counts above are the cluster's): per task, the items it
+        # wrote back, and those it could not because its claim was lost.
+        details["processed_here"] = {**app.media.processed, **app.sources.processed}
+        lost = {**app.media.claims_lost, **app.sources.claims_lost}
+        if any(lost.values()):
+            details["claims_lost_here"] = {k: v for k, v in lost.items() if v}
+        if app.providers.replicas > 1:
+            details["provider_budget_share"] = f"1/{app.providers.replicas}"
+        return ComponentStatus("ready", None, details)
 
     register_component(scheduler, "catalog", catalog)
     for name in ("tmdb", "yts", "torrent_files", "trackers"):

@@ -91,6 +91,14 @@ class Settings:
             directory links to (`MIAUFLIX_DOWNLOAD_RATE`, default `0.5/s`). The torrent cache
             has no fixed rate: it is paced by its own answers (`Retry-After`, backoff on
             429/503).
+        coordinate: On PostgreSQL, coordinate with the other replicas on the same database
+            (`MIAUFLIX_COORDINATE`, default true): the singleton tasks run once per interval
+            cluster-wide under a `PostgresCoordinator`, the draining tasks claim their items,
+            and provider budgets are divided by the live replicas. False: this process
+            assumes it is alone (as on SQLite). The command line's `--coordinator` wins.
+        claim_ttl: Seconds a draining task's claim on an item holds (`MIAUFLIX_CLAIM_TTL`);
+            0 (the default): twice the longest draining task's timeout. A replica that dies
+            mid-item leaves it to the others after this long.
         simulator_faults: Fault knobs of the in-process simulator, read in demo mode only
             (`MIAUFLIX_SIMULATOR_FAULTS`, e.g. `error_rate=0.3,hang_rate=0.02`): pairs of a
             `miauflix.simulator.Faults` field (`latency`, `error_rate`, `rate_limit_rate`,
@@ -111,6 +119,8 @@ class Settings:
     tmdb_rate: float = 40.0
     yts_rate: float = 20 / 60
     download_rate: float = 0.5
+    coordinate: bool = True
+    claim_ttl: float = 0.0
     simulator_faults: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -154,6 +164,9 @@ class Settings:
             tmdb_rate=_rate(env, "MIAUFLIX_TMDB_RATE", rates),
             yts_rate=_rate(env, "MIAUFLIX_YTS_RATE", rates),
             download_rate=_rate(env, "MIAUFLIX_DOWNLOAD_RATE", rates),
+            coordinate=not env.get("MIAUFLIX_COORDINATE", "").strip()
+            or _bool(env, "MIAUFLIX_COORDINATE"),
+            claim_ttl=_positive_float(env, "MIAUFLIX_CLAIM_TTL", 0.0),
             simulator_faults=_faults(env.get("MIAUFLIX_SIMULATOR_FAULTS", "")),
         )
 

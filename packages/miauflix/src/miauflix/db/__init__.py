@@ -15,6 +15,15 @@ and an explicit aware `now`; they never commit. Work queues are `next_*_at` colu
 due when the time has passed, and NULL means it is off the queue (see `miauflix.db._models`).
 """
 
+from miauflix.db._claims import (
+    ClaimQueue,
+    claim_movie_for_resync,
+    claim_movie_for_source_search,
+    claim_season_to_sync,
+    claim_sources_for_stats,
+    claim_sources_missing_file,
+    held_claims,
+)
 from miauflix.db._engine import Database, open_database
 from miauflix.db._lists import media_list_movie_ids, media_list_show_ids, replace_media_list
 from miauflix.db._media import (
@@ -88,6 +97,7 @@ __all__ = [
     "QUALITY_RANK",
     "Base",
     "CatalogCounts",
+    "ClaimQueue",
     "Database",
     "Episode",
     "EpisodeData",
@@ -112,11 +122,17 @@ __all__ = [
     "TvShow",
     "UtcDateTime",
     "catalog_counts",
+    "claim_movie_for_resync",
+    "claim_movie_for_source_search",
+    "claim_season_to_sync",
+    "claim_sources_for_stats",
+    "claim_sources_missing_file",
     "clear_movie_details_retry",
     "get_movie_by_tmdb_id",
     "get_show_by_tmdb_id",
     "get_source_file",
     "get_sync_state",
+    "held_claims",
     "list_movie_sources",
     "mark_season_synced",
     "media_list_movie_ids",

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from tickwork import Lease
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -38,6 +40,9 @@ if logging.getLogger("alembic").level == logging.NOTSET:
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+# pg_advisory_xact_lock key of `Database.migrate` (an arbitrary constant: "miau").
+_MIGRATE_LOCK = 0x6D696175
 
 # Execution option of the engine behind `Database.read_session`; `_on_begin` reads it.
 _READ_ONLY = "miauflix_read_only"
@@ -61,6 +66,10 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         """Wrap an engine made by `open_database` (which installs the SQLite hooks)."""
         self._engine = engine
+        self.fencing_schema: str | None = None
+        """The schema of a `PostgresCoordinator` on this same database, whose task rows
+        `session(lease=...)` checks tokens against; None (the default): leases are not
+        checked here (no coordinator, or one in another store)."""
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         read_options: dict[str, Any] = {_READ_ONLY: True}
         if engine.dialect.name == "postgresql":
@@ -90,16 +99,31 @@ class Database:
         return self._engine.dialect.name
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, lease: Lease | None = None) -> AsyncIterator[AsyncSession]:
         """Open a session holding one transaction.
 
         The transaction commits when the block exits normally and rolls back when it raises.
         Objects stay readable after the block (`expire_on_commit=False`) but are detached.
 
+        Args:
+            lease: The coordinated run's lease (`tickwork.current_lease()`), or None. When
+                `fencing_schema` is set, its fencing token is checked as the transaction's
+                first statement (`tickwork.coordination.postgres.guard_sqlalchemy`), which
+                also keeps every peer from being granted the task until the commit; a replica
+                that lost its lease (paused, partitioned) writes nothing. Without it (SQLite,
+                no coordinator, a coordinator in another store) the lease is not checked.
+
         Yields:
             The session.
+
+        Raises:
+            tickwork.LeaseLostError: `lease` is no longer current; nothing was written.
         """
         async with self._sessions() as session, session.begin():
+            if lease is not None and self.fencing_schema is not None:
+                from tickwork.coordination.postgres import guard_sqlalchemy
+
+                await guard_sqlalchemy(session, lease, schema=self.fencing_schema)
             yield session
 
     @asynccontextmanager
@@ -127,6 +151,10 @@ class Database:
         """
         logger.info("upgrading the database schema to %s", revision)
         async with self._engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # Replicas starting together migrate once: the others wait here, then find
+                # the schema at head. The lock ends with the migration's transaction.
+                await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
             await connection.run_sync(_upgrade, revision)
 
     async def downgrade(self, revision: str = "base") -> None:

@@ -152,6 +152,10 @@ class Movie(Base):
     source_search_failures: Mapped[int] = mapped_column(default=0)
     next_resync_at: Mapped[datetime | None]
     resync_attempts: Mapped[int] = mapped_column(default=0)
+    # Claim tokens (PostgreSQL, several replicas): the last claim of the item on its queue;
+    # a write-back whose token is no longer this one comes from a stale claim and is refused.
+    source_search_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    resync_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # A changed movie whose details kept failing: `syncMovies` retries it then (the day's
     # checkpoint has moved past its change).
     next_details_attempt_at: Mapped[datetime | None]
@@ -253,6 +257,7 @@ class Season(Base):
     synced_at: Mapped[datetime | None]
     next_sync_attempt_at: Mapped[datetime | None]
     sync_failures: Mapped[int] = mapped_column(default=0)
+    sync_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -374,6 +379,8 @@ class MovieSource(Base):
     # The wait the last successful check chose (next - last check), in seconds: a failed
     # check moves next_stats_check_at to a retry time, so the two columns no longer tell it.
     stats_wait_seconds: Mapped[float | None] = mapped_column(Float)
+    file_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stats_claim: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

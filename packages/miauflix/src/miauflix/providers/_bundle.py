@@ -61,6 +61,24 @@ class Providers:
             stack.push_async_callback(self.yts.aclose)
             stack.push_async_callback(self.tmdb.aclose)
 
+    def share_budget(self, replicas: int) -> None:
+        """Divide each provider's rate limit by `replicas`: this process's share of it.
+
+        With N live replicas each sends at most 1/N of TMDB's, YTS's and each download
+        host's budget, so the cluster stays within it. Tracker scrapes keep their per-tracker
+        rate (the trackers are the swarm's, asked a few times a minute).
+
+        Raises:
+            ValueError: `replicas` is not an integer >= 1.
+        """
+        for client in (self.tmdb, self.yts, self.torrent_files):
+            client.share_budget(replicas)
+
+    @property
+    def replicas(self) -> int:
+        """The number of replicas the budgets are currently divided by (1: the whole)."""
+        return self.tmdb._http.replicas
+
     def statuses(self) -> dict[str, ProviderStatus]:
         """Each client's status by name: `tmdb`, `yts`, `torrent_files`, `trackers`.
 

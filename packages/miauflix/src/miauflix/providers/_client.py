@@ -83,6 +83,14 @@ class _EndpointClient(_ProviderClient):
         """Close the connection pool; the client cannot be used afterwards."""
         await self._http.aclose()
 
+    def share_budget(self, replicas: int) -> None:
+        """Send at most `1/replicas` of the configured rate from this process.
+
+        Raises:
+            ValueError: `replicas` is not an integer >= 1.
+        """
+        self._http.share(replicas)
+
     def status(self) -> ProviderStatus:
         """A snapshot of the client's health (see `ProviderStatus`)."""
         return self._health.status()

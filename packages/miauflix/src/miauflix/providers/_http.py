@@ -119,9 +119,12 @@ class _HttpEndpoint:
         self.timeout = float(timeout)
         self.max_bytes = max_bytes
         self.health = health
+        self._rate = rate_limit
         self._limiter = None if rate_limit is None else rate_limiter(rate_limit)
         # URLs outside base_url (a directory's direct `.torrent` links) are limited per host.
+        self._base_host_rate = host_rate_limit
         self._host_rate = host_rate_limit
+        self.replicas = 1
         self._host_limiters: dict[str, AsyncLimiter] = {}
         self._hold_on_busy = hold_on_busy
         self._holds: dict[str, _Hold] = {}
@@ -134,6 +137,23 @@ class _HttpEndpoint:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def share(self, replicas: int) -> None:
+        """Limit this process to `1/replicas` of the endpoint's rates (and of each host's).
+
+        Calls waiting on the previous limiter finish their wait on it; the next calls use the
+        new one. Unchanged `replicas`: nothing happens.
+        """
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas must be an integer >= 1, got {replicas!r}")
+        if replicas == self.replicas:
+            return
+        self.replicas = replicas
+        if self._rate is not None:
+            self._limiter = rate_limiter(self._rate / replicas)
+        if self._base_host_rate is not None:
+            self._host_rate = self._base_host_rate / replicas
+            self._host_limiters.clear()
 
     def url_for(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}{path}"

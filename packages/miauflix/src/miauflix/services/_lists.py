@@ -41,6 +41,7 @@ from miauflix.services._common import (
     with_retries,
 )
 from miauflix.services._retry import Clock, utc_now
+from tickwork import current_lease
 
 __all__ = ["LIST_SPECS", "ListSpec", "ListSyncReport", "ListSynchronizer"]
 
@@ -247,19 +248,31 @@ class ListSynchronizer:
         now = self._clock()
         ids: list[int] = []
         written = 0
-        async with self._db.session() as session:
-            for summary, movie in zip(summaries, fetched, strict=True):
+        # Under a coordinator the list is replaced under the run's lease: a replica that lost
+        # it (paused, partitioned) raises LeaseLostError here and writes nothing.
+        async with self._db.session(lease=current_lease()) as session:
+            # Rows are written in tmdb_id order, as syncMovies writes them: two transactions
+            # upserting the same movies in different orders deadlock on PostgreSQL (the two
+            # singletons may run at once on two replicas).
+            row_ids: dict[int, int] = {}
+            pairs = sorted(zip(summaries, fetched, strict=True), key=lambda p: p[0].tmdb_id)
+            for summary, movie in pairs:
                 if movie is not None:
-                    ids.append(await upsert_movie(session, movie_data(movie), now=now))
+                    row_ids[summary.tmdb_id] = await upsert_movie(
+                        session, movie_data(movie), now=now
+                    )
                     written += 1
                     continue
                 stored = await get_movie_by_tmdb_id(session, summary.tmdb_id)
                 if stored is not None:
                     # Keep the stored details: a list page would blank the runtime and trailer.
-                    ids.append(stored.id)
+                    row_ids[summary.tmdb_id] = stored.id
                 else:
-                    ids.append(await upsert_movie(session, movie_summary_data(summary), now=now))
+                    row_ids[summary.tmdb_id] = await upsert_movie(
+                        session, movie_summary_data(summary), now=now
+                    )
                     written += 1
+            ids.extend(row_ids[summary.tmdb_id] for summary in summaries)
             await replace_media_list(
                 session, MediaListData(spec.slug, spec.name), movie_ids=ids, now=now
             )
@@ -277,7 +290,9 @@ class ListSynchronizer:
         now = self._clock()
         ids: list[int] = []
         written = 0
-        async with self._db.session() as session:
+        # Under a coordinator the list is replaced under the run's lease: a replica that lost
+        # it (paused, partitioned) raises LeaseLostError here and writes nothing.
+        async with self._db.session(lease=current_lease()) as session:
             for summary, show in zip(summaries, fetched, strict=True):
                 if show is not None:
                     show_id = await upsert_show(session, show_data(show), now=now)

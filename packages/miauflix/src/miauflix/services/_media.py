@@ -10,10 +10,15 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from miauflix.db import (
     Database,
+    Season,
+    claim_season_to_sync,
     clear_movie_details_retry,
     get_sync_state,
+    held_claims,
     mark_season_synced,
     movie_details_failures,
     movies_due_for_details,
@@ -37,6 +42,7 @@ from miauflix.services._common import (
     with_retries,
 )
 from miauflix.services._retry import Clock, ProviderPause, RetryPolicy, utc_now
+from tickwork import current_lease
 
 __all__ = [
     "MOVIE_CHANGES_CHECKPOINT",
@@ -118,6 +124,8 @@ class MediaService:
         retry_delays: Seconds between the attempts of one TMDB call within a `sync_movies` run.
         sleep: Waits between attempts (tests pass a no-op).
         season_retry: When a failed season is tried again.
+        claim_ttl: None (one replica: the season is picked), or seconds a season's claim
+            holds (PostgreSQL, several replicas: see `SourceService`'s `claim_ttl`).
     """
 
     def __init__(
@@ -136,6 +144,7 @@ class MediaService:
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0),
         sleep: Sleep = asyncio.sleep,
         season_retry: RetryPolicy = SEASON_RETRY,
+        claim_ttl: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
@@ -161,6 +170,10 @@ class MediaService:
         self.season_retry = season_retry
         self.season_pause = ProviderPause("syncIncompleteSeasons", clock)
         self.processed = {"syncMovies": 0, "syncIncompleteSeasons": 0}
+        if claim_ttl is not None and not 0 < claim_ttl < float("inf"):
+            raise ValueError(f"claim_ttl must be None or a finite number > 0, got {claim_ttl!r}")
+        self.claim_ttl = claim_ttl
+        self.claims_lost = {"syncIncompleteSeasons": 0}
 
     # -- syncMovies ------------------------------------------------------------------------------
 
@@ -177,8 +190,14 @@ class MediaService:
         `max_days_back` days before today; a checkpoint younger than `min_interval` skips the
         walk (not the queued retries).
 
+        Under a coordinator each checkpoint is written under the run's lease
+        (`Database.session(lease=...)`): a replica that lost it cannot move the checkpoint.
+
         Returns:
             What was walked and updated.
+
+        Raises:
+            tickwork.LeaseLostError: The run's lease was lost; the checkpoint is the holder's.
         """
         retried, retry_failed = await self._retry_queued_movies()
         now = self._clock()
@@ -218,7 +237,7 @@ class MediaService:
             failed += day_failed
             end_of_day = dt.datetime.combine(day + _DAY, dt.time(), dt.UTC)
             checkpoint = min(self._clock(), end_of_day)
-            async with self._db.session() as session:
+            async with self._db.session(lease=current_lease()) as session:
                 await set_sync_state(session, MOVIE_CHANGES_CHECKPOINT, checkpoint)
             days.append(day)
             day += _DAY
@@ -332,8 +351,15 @@ class MediaService:
         if self.season_pause.active():
             return 0
         now = self._clock()
-        async with self._db.read_session() as session:
-            season = await pick_season_to_sync(session, now=now)
+        season: Season | None
+        claim: int | None = None
+        if self.claim_ttl is None:
+            async with self._db.read_session() as session:
+                season = await pick_season_to_sync(session, now=now)
+        else:
+            async with self._db.session() as session:
+                season = await claim_season_to_sync(session, ttl=self.claim_ttl)
+            claim = None if season is None else season.sync_claim
         if season is None:
             return 0
         show = season.show
@@ -344,6 +370,8 @@ class MediaService:
             failures = season.sync_failures + 1
             retry_at = self.season_retry.next_attempt(self._clock(), failures, error, self._rng)
             async with self._db.session() as session:
+                if not await self._held(session, season.id, claim):
+                    return 0
                 await record_season_sync_failure(session, season.id, next_attempt_at=retry_at)
             logger.warning(
                 "season %d of show %s (%s) failed (%d in a row), %s: %s",
@@ -358,6 +386,8 @@ class MediaService:
         self.season_pause.clear()
         now = self._clock()
         async with self._db.session() as session:
+            if not await self._held(session, season.id, claim):
+                return 0
             # Before marking it synced: the season is still unsynced here, so storing its
             # episode count does not re-queue it (`upsert_season`'s `grew` needs `synced`).
             await upsert_season(session, season.show_id, season_details_data(answer), now=now)
@@ -373,3 +403,13 @@ class MediaService:
         )
         self.processed["syncIncompleteSeasons"] += 1
         return 1
+
+    async def _held(self, session: AsyncSession, season_id: int, claim: int | None) -> bool:
+        # Whether this run may still write the season back (always, without claims).
+        if claim is None or await held_claims(session, "season", [season_id], claim):
+            return True
+        self.claims_lost["syncIncompleteSeasons"] += 1
+        logger.info(
+            "season id %d: claim %d lost (claimed again since): not written", season_id, claim
+        )
+        return False

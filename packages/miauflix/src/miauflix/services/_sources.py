@@ -17,9 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from miauflix.db import (
+    ClaimQueue,
     Database,
+    Movie,
     MovieSource,
+    claim_movie_for_resync,
+    claim_movie_for_source_search,
+    claim_sources_for_stats,
+    claim_sources_missing_file,
+    held_claims,
     list_movie_sources,
     pick_movie_for_resync,
     pick_movie_for_source_search,
@@ -160,6 +169,10 @@ class SourceService:
         idle_recheck: Seconds the two sub-second tasks (source search, file search) wait
             before querying again after finding nothing due; new sources stored by this
             service end the wait at once. 0 queries on every run.
+        claim_ttl: None (one replica: plain picks), or seconds a claim holds (PostgreSQL,
+            several replicas: items are claimed with `miauflix.db.claim_*`, and every
+            write-back first checks with `held_claims` that its claim is still current;
+            an item whose claim was lost is not written, and counted in `claims_lost`).
 
     Raises:
         ValueError: A batch size or the concurrency is < 1.
@@ -178,6 +191,7 @@ class SourceService:
         file_concurrency: int = 4,
         stats_batch: int = 5,
         idle_recheck: float = 1.0,
+        claim_ttl: float | None = None,
     ) -> None:
         for name, value in (
             ("file_batch", file_batch),
@@ -206,12 +220,44 @@ class SourceService:
         self.file_pause = ProviderPause("dataFileSearch", clock)
         self.stats_pause = ProviderPause("updateSourcesStats", clock)
         self.resync_pause = ProviderPause("resyncMovieSources", clock)
+        if claim_ttl is not None and not 0 < claim_ttl < float("inf"):
+            raise ValueError(f"claim_ttl must be None or a finite number > 0, got {claim_ttl!r}")
+        self.claim_ttl = claim_ttl
         self.processed = {
             "movieSourceSearch": 0,
             "dataFileSearch": 0,
             "updateSourcesStats": 0,
             "resyncMovieSources": 0,
         }
+        self.claims_lost = {
+            "movieSourceSearch": 0,
+            "dataFileSearch": 0,
+            "updateSourcesStats": 0,
+            "resyncMovieSources": 0,
+        }
+
+    async def _held(
+        self,
+        session: AsyncSession,
+        task: str,
+        queue: ClaimQueue,
+        ids: Sequence[int],
+        claim: int | None,
+    ) -> set[int]:
+        # The ids this run may still write back (all of them without claims).
+        if claim is None:
+            return set(ids)
+        held = await held_claims(session, queue, ids, claim)
+        if lost := [i for i in ids if i not in held]:
+            self.claims_lost[task] += len(lost)
+            logger.info(
+                "%s: claim %d lost for %s id(s) %s (claimed again since): not written back",
+                task,
+                claim,
+                queue,
+                ", ".join(map(str, lost)),
+            )
+        return held
 
     def _retry_log(self, retry_at: datetime | None) -> str:
         return "given up" if retry_at is None else f"next attempt at {retry_at:%Y-%m-%d %H:%M:%S}"
@@ -234,25 +280,35 @@ class SourceService:
         now = self._clock()
         if self._search_idle_until is not None and now < self._search_idle_until:
             return 0
-        async with self._db.read_session() as session:
-            movie = await pick_movie_for_source_search(session, now=now)
+        movie: Movie | None
+        claim: int | None = None
+        if self.claim_ttl is None:
+            async with self._db.read_session() as session:
+                movie = await pick_movie_for_source_search(session, now=now)
+        else:
+            async with self._db.session() as session:
+                movie = await claim_movie_for_source_search(session, ttl=self.claim_ttl)
+            claim = None if movie is None else movie.source_search_claim
         if movie is None:
             self._search_idle_until = now + self.idle_recheck
             return 0
         self._search_idle_until = None
         assert movie.imdb_id is not None  # the pick only returns movies with one
+        task = "movieSourceSearch"
         try:
             result = await search_directories(self.directories, movie.imdb_id)
         except ValueError as error:
             async with self._db.session() as session:
-                await record_source_search_failure(session, movie.id, next_search_at=None)
+                if await self._held(session, task, "source_search", [movie.id], claim):
+                    await record_source_search_failure(session, movie.id, next_search_at=None)
             logger.warning("movie %s: source search given up: %s", movie.tmdb_id, error)
             return 0
         now = self._clock()
-        self.processed["movieSourceSearch"] += 1
         if result.sources:
             self.search_pause.clear()
             async with self._db.session() as session:
+                if not await self._held(session, task, "source_search", [movie.id], claim):
+                    return 0
                 added = await upsert_sources(
                     session, movie.id, (source_data(s) for s in result.sources), now=now
                 )
@@ -263,6 +319,7 @@ class SourceService:
                     searched_at=now,
                     next_search_at=None,
                 )
+            self.processed["movieSourceSearch"] += 1
             if added:
                 self._file_idle_until = None
             logger.debug("movie %s: %d new sources from %s", movie.tmdb_id, added, result.directory)
@@ -271,6 +328,8 @@ class SourceService:
             self.search_pause.clear()
             next_search = now + timedelta(seconds=self._rng.uniform(*_NO_SOURCES_WAIT))
             async with self._db.session() as session:
+                if not await self._held(session, task, "source_search", [movie.id], claim):
+                    return 0
                 await record_source_search(
                     session,
                     movie.id,
@@ -278,6 +337,7 @@ class SourceService:
                     searched_at=now,
                     next_search_at=next_search,
                 )
+            self.processed["movieSourceSearch"] += 1
             logger.debug("movie %s: no sources; next search at %s", movie.tmdb_id, next_search)
             return 0
         failure = next(iter(result.errors.values()))
@@ -285,7 +345,10 @@ class SourceService:
         failures = movie.source_search_failures + 1
         retry_at = SEARCH_RETRY.next_attempt(now, failures, failure, self._rng)
         async with self._db.session() as session:
+            if not await self._held(session, task, "source_search", [movie.id], claim):
+                return 0
             await record_source_search_failure(session, movie.id, next_search_at=retry_at)
+        self.processed["movieSourceSearch"] += 1
         # search_directories() already logged each directory's error at WARNING.
         logger.info(
             "movie %s: source search failed (%d in a row), %s",
@@ -315,8 +378,16 @@ class SourceService:
         now = self._clock()
         if self._file_idle_until is not None and now < self._file_idle_until:
             return 0
-        async with self._db.read_session() as session:
-            sources = await pick_sources_missing_file(session, now=now, limit=self.file_batch)
+        claim: int | None = None
+        if self.claim_ttl is None:
+            async with self._db.read_session() as session:
+                sources = await pick_sources_missing_file(session, now=now, limit=self.file_batch)
+        else:
+            async with self._db.session() as session:
+                sources = await claim_sources_missing_file(
+                    session, ttl=self.claim_ttl, limit=self.file_batch
+                )
+            claim = sources[0].file_claim if sources else None
         if not sources:
             self._file_idle_until = now + self.idle_recheck
             return 0
@@ -334,7 +405,12 @@ class SourceService:
         stored = 0
         failed: list[tuple[_FileOutcome, int, datetime | None]] = []
         async with self._db.session() as session:
+            held = await self._held(
+                session, "dataFileSearch", "file", [s.id for s in sources], claim
+            )
             for outcome in outcomes:
+                if outcome.source.id not in held:
+                    continue
                 if outcome.file is not None:
                     await store_source_file(session, outcome.source.id, outcome.file.data, now=now)
                     stored += 1
@@ -380,21 +456,35 @@ class SourceService:
         if self.stats_pause.active():
             return 0
         now = self._clock()
-        async with self._db.read_session() as session:
-            sources = await pick_sources_for_stats(session, now=now, limit=self.stats_batch)
+        claim: int | None = None
+        if self.claim_ttl is None:
+            async with self._db.read_session() as session:
+                sources = await pick_sources_for_stats(session, now=now, limit=self.stats_batch)
+        else:
+            async with self._db.session() as session:
+                sources = await claim_sources_for_stats(
+                    session, ttl=self.claim_ttl, limit=self.stats_batch
+                )
+            claim = sources[0].stats_claim if sources else None
         if not sources:
             return 0
         try:
             results = await self._trackers.scrape([s.info_hash for s in sources])
         except ProviderError as error:
             self.stats_pause.trip(error)
-            await self._stats_failures(sources, error)
+            await self._stats_failures(sources, error, claim)
             return 0
         self.stats_pause.clear()
         now = self._clock()
         unknown: list[MovieSource] = []
+        updated = 0
         async with self._db.session() as session:
+            held = await self._held(
+                session, "updateSourcesStats", "stats", [s.id for s in sources], claim
+            )
             for source in sources:
+                if source.id not in held:
+                    continue
                 result = results.get(source.info_hash)
                 if result is None:
                     unknown.append(source)
@@ -407,11 +497,11 @@ class SourceService:
                     checked_at=now,
                     next_check_at=now + timedelta(seconds=self._next_wait(source, result)),
                 )
+                updated += 1
         if unknown:
             await self._stats_failures(
-                unknown, NotFound("trackers", "/scrape", "no tracker reports this info hash")
+                unknown, NotFound("trackers", "/scrape", "no tracker reports this info hash"), claim
             )
-        updated = len(sources) - len(unknown)
         self.processed["updateSourcesStats"] += updated
         return updated
 
@@ -430,10 +520,17 @@ class SourceService:
             self._rng,
         )
 
-    async def _stats_failures(self, sources: Sequence[MovieSource], error: ProviderError) -> None:
+    async def _stats_failures(
+        self, sources: Sequence[MovieSource], error: ProviderError, claim: int | None
+    ) -> None:
         now = self._clock()
         async with self._db.session() as session:
+            held = await self._held(
+                session, "updateSourcesStats", "stats", [s.id for s in sources], claim
+            )
             for source in sources:
+                if source.id not in held:
+                    continue
                 failures = source.stats_failures + 1
                 retry_at = STATS_RETRY.next_attempt(now, failures, error, self._rng)
                 assert retry_at is not None  # STATS_RETRY never gives up
@@ -460,11 +557,22 @@ class SourceService:
         if self.resync_pause.active():
             return 0
         now = self._clock()
-        async with self._db.read_session() as session:
-            movie = await pick_movie_for_resync(session, now=now)
-            if movie is None:
-                return 0
-            sources = await list_movie_sources(session, movie.id)
+        claim: int | None = None
+        if self.claim_ttl is None:
+            async with self._db.read_session() as session:
+                movie = await pick_movie_for_resync(session, now=now)
+                if movie is None:
+                    return 0
+                sources = await list_movie_sources(session, movie.id)
+        else:
+            async with self._db.session() as session:
+                movie = await claim_movie_for_resync(session, ttl=self.claim_ttl)
+                if movie is None:
+                    return 0
+                claim = movie.resync_claim
+                sources = await list_movie_sources(session, movie.id)
+        task = "resyncMovieSources"
+        ids = [movie.id]
         attempt = movie.resync_attempts + 1
         wanted = {
             s.source_directory for s in sources if s.uploaded_at is None or s.source_type is None
@@ -472,7 +580,8 @@ class SourceService:
         directories = [d for d in self.directories if d.name in wanted]
         if movie.imdb_id is None or not directories:
             async with self._db.session() as session:
-                await record_resync(session, movie.id, next_attempt_at=None)
+                if await self._held(session, task, "resync", ids, claim):
+                    await record_resync(session, movie.id, next_attempt_at=None)
             logger.info(
                 "movie %s: resync given up (no IMDb id or directory %s not configured)",
                 movie.tmdb_id,
@@ -488,7 +597,8 @@ class SourceService:
             self.resync_pause.trip(error)
             retry_at = RESYNC_RETRY.next_attempt(self._clock(), attempt, error, self._rng)
             async with self._db.session() as session:
-                await record_resync(session, movie.id, next_attempt_at=retry_at)
+                if await self._held(session, task, "resync", ids, claim):
+                    await record_resync(session, movie.id, next_attempt_at=retry_at)
             logger.warning(
                 "movie %s: resync attempt %d failed, %s: %s",
                 movie.tmdb_id,
@@ -499,7 +609,8 @@ class SourceService:
             return 0
         except ValueError as error:
             async with self._db.session() as session:
-                await record_resync(session, movie.id, next_attempt_at=None)
+                if await self._held(session, task, "resync", ids, claim):
+                    await record_resync(session, movie.id, next_attempt_at=None)
             logger.warning("movie %s: resync given up: %s", movie.tmdb_id, error)
             return 0
         self.resync_pause.clear()
@@ -507,6 +618,8 @@ class SourceService:
         still_missing = NotFound("resync", "/", "sources still lack upload date or type")
         retry_at = RESYNC_RETRY.next_attempt(now, attempt, still_missing, self._rng)
         async with self._db.session() as session:
+            if not await self._held(session, task, "resync", ids, claim):
+                return 0
             await upsert_sources(
                 session,
                 movie.id,

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from miauflix.simulator._faults import Faults
 from miauflix.simulator._simulator import Simulator
 
 logger = logging.getLogger("miauflix.simulator")
@@ -59,7 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=_count(-(2**63)), default=42, help="catalogue seed")
     parser.add_argument("--movies", type=_count(1), default=300, help="number of movies (>= 1)")
     parser.add_argument("--shows", type=_count(0), default=40, help="number of shows (>= 0)")
+    parser.add_argument(
+        "--latency",
+        type=_seconds,
+        default=0.0,
+        help="seconds added to every HTTP answer (default 0); GET /_simulator/requests "
+        "counts the requests per item and per provider per second",
+    )
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < 60:
+        raise argparse.ArgumentTypeError(f"must be in [0, 60), got {text!r}")
+    return value
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -75,6 +93,7 @@ async def _serve(args: argparse.Namespace) -> None:
             host=args.host,
             port=args.port,
             udp_port=args.udp_port,
+            faults=Faults(latency=args.latency),
         ) as sim:
             for name, value in sim.environment().items():
                 print(f"{name}={value}")

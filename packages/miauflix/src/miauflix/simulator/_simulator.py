@@ -16,7 +16,7 @@ from typing import Self
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from miauflix.settings import DEMO_RATES
@@ -24,6 +24,7 @@ from miauflix.simulator._catalogue import Catalogue
 from miauflix.simulator._context import Context
 from miauflix.simulator._faults import Faults
 from miauflix.simulator._middleware import FaultMiddleware
+from miauflix.simulator._requests import RequestLog, RequestLogMiddleware
 from miauflix.simulator._tmdb import tmdb_routes
 from miauflix.simulator._tracker import UdpTracker, tracker_routes
 from miauflix.simulator._yts import cache_routes, yts_routes
@@ -104,6 +105,9 @@ class Simulator:
         self._serve_task: asyncio.Task[None] | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._running = False
+        self.requests = RequestLog()
+        """Every HTTP request so far, per item and per provider per second (see
+        `miauflix.simulator._requests`); also served at `GET /_simulator/requests`."""
 
     def __repr__(self) -> str:
         state = f"http={self._port} udp={self._udp_port}" if self._running else "stopped"
@@ -192,9 +196,13 @@ class Simulator:
         async def root(request: Request) -> Response:
             return PlainTextResponse("miauflix provider simulator\n")
 
+        async def requests(request: Request) -> Response:
+            return JSONResponse(self.requests.to_dict())
+
         app = Starlette(
             routes=[
                 Route("/", root),
+                Route("/_simulator/requests", requests),
                 Mount("/tmdb/3", routes=tmdb_routes(self._context)),
                 Mount("/yts", routes=yts_routes(self._context)),
                 Mount("/cache", routes=cache_routes(self._context)),
@@ -202,6 +210,8 @@ class Simulator:
             ]
         )
         app.add_middleware(FaultMiddleware, context=self._context)
+        # Added last, so outermost: a request a fault answers is counted too.
+        app.add_middleware(RequestLogMiddleware, log=self.requests)
         return app
 
     async def start(self) -> None:
