@@ -509,6 +509,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.wait([task])
 
+
 def _log_trackers(settings: Settings, origin: str) -> None:
     trackers = settings.tracker_urls
     if not trackers:
