@@ -1,10 +1,13 @@
-"""Chaos on real engines: three `tickwork run` replicas, their holders killed, frozen, stopped.
+"""Chaos on real engines: three `tickwork run` replicas, their holders killed, frozen, cut off.
 
-On PostgreSQL and on Redis. Asserted from the audit entries, on the engine's clock: committed
-runs of a task never overlap, tokens rise in commit order (no stale write accepted), the frozen
-holders' writes were refused, the work kept going, and every replica is back in the cluster
-view. ``TICKWORK_CHAOS_SECONDS`` (default 40) sets how long the driver runs per engine:
-``TICKWORK_CHAOS_SECONDS=1800 make test PYTEST_ARGS=tests/cluster`` is the long run.
+On PostgreSQL and on Redis. Each replica reaches the engine's coordinator through its own TCP
+proxy; "cut" stops forwarding without closing anything (the worst partition: no error, only
+silence) for longer than the lease, then drops the stale connections. Asserted from the audit
+entries, on the engine's clock: committed runs of a task never overlap, tokens rise in commit
+order (no stale write accepted), the frozen holders' writes were refused, the work kept going,
+and every replica is back in the cluster view. ``TICKWORK_CHAOS_SECONDS`` (default 45) sets how
+long the driver runs per engine: ``TICKWORK_CHAOS_SECONDS=1800 make test
+PYTEST_ARGS=tests/cluster`` is the long run.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ..coordination.conftest import PG_DSN, REDIS_URL
 pytestmark = [pytest.mark.slow, pytest.mark.external_service, pytest.mark.timeout(300)]
 
 TTL = 2.0
-CHAOS_SECONDS = float(os.environ.get("TICKWORK_CHAOS_SECONDS", "40"))
+CHAOS_SECONDS = float(os.environ.get("TICKWORK_CHAOS_SECONDS", "45"))
 APP = Path(__file__).with_name("chaos_app.py")
 
 
@@ -46,6 +49,63 @@ class Entry:
     token: int
     started: float
     ended: float
+
+
+class Blackhole:
+    """A TCP proxy to the engine that can go silent without closing its connections."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = 0
+        self._healed = asyncio.Event()
+        self._healed.set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self._open.update((writer, upstream))
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    if not self._healed.is_set():
+                        await self._healed.wait()  # silence; heal() closes this connection
+                        return
+                    sink.write(data)
+                    await sink.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, upstream), pump(upstream_reader, writer))
+        self._open.difference_update((writer, upstream))
+
+    def cut(self) -> None:
+        """Stop forwarding in both directions; nothing is closed, nothing answers."""
+        self._healed.clear()
+
+    def heal(self) -> None:
+        """Forward again; the connections open during the cut are dropped (as a NAT would)."""
+        for stream in list(self._open):
+            stream.close()
+        self._healed.set()
+
+    async def aclose(self) -> None:
+        self.heal()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
 
 class Engine(Protocol):
@@ -193,22 +253,29 @@ async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
 
 
 async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine: Engine) -> None:
-    """kill -9, SIGSTOP past the lease and SIGTERM of holders: 0 overlaps, 0 stale writes."""
+    """kill -9, SIGSTOP or a silent cut past the lease, SIGTERM of holders: 0 overlaps, 0 stale
+    writes, every replica back."""
     shutil.copy(APP, tmp_path / "chaos_app.py")
     cluster: str = engine.cluster  # type: ignore[attr-defined]
     env = environment("TICKWORK_", {**engine.env, "PYTHONPATH": str(tmp_path)})
-    args = (
-        "chaos_app:setup",
-        *("--port", "0", "--grace", "1", "--coordinator", engine.url),
-        *("--cluster", cluster, "--lease-ttl", str(TTL)),
-    )
+    engine_port = 5432 if engine.env["CHAOS_ENGINE"] == "postgresql" else 6379
+    proxies: dict[int, Blackhole] = {}
     events: list[str] = []
     rng = random.Random(1234)
     async with spawner(tmp_path) as spawn:
 
         async def start() -> ServiceProcess:
-            service = await spawn(*args, env=env)
+            proxy = Blackhole(engine_port)
+            port = await proxy.start()
+            url = engine.url.replace(f":{engine_port}/", f":{port}/")
+            service = await spawn(
+                "chaos_app:setup",
+                *("--port", "0", "--grace", "1", "--coordinator", url),
+                *("--cluster", cluster, "--lease-ttl", str(TTL)),
+                env=env,
+            )
             await service.wait_started(timeout=30)
+            proxies[service.proc.pid] = proxy
             return service
 
         replicas = [await start() for _ in range(3)]
@@ -217,7 +284,7 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
         ends = loop.time() + CHAOS_SECONDS
         while loop.time() < ends:
             await asyncio.sleep(rng.uniform(3.0, 5.0))
-            action = ["stop", "kill", "term"][len(events) % 3]
+            action = ["stop", "cut", "kill", "term"][len(events) % 4]
             holders = await engine.holders()
             if action == "stop":  # the plain function's holder: it will try its write
                 holders = {k: v for k, v in holders.items() if k == "long"}
@@ -232,6 +299,12 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
                 await victim.wait_exit()
             elif action == "term":
                 await victim.stop(signal.SIGTERM, timeout=10)
+            elif action == "cut":
+                proxy = proxies[victim.proc.pid]
+                proxy.cut()
+                await asyncio.sleep(TTL + 2.0)
+                proxy.heal()
+                continue
             else:
                 victim.proc.send_signal(signal.SIGSTOP)
                 await asyncio.sleep(TTL + 1.5)
@@ -246,6 +319,8 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
         for service in replicas:
             code, _ = await service.stop(signal.SIGTERM, timeout=15)
             assert code == 0, service.output[-3000:]
+        for proxy in proxies.values():
+            await proxy.aclose()
     audit = await engine.audit()
     refused = await engine.refused()
     assert {r.proc.pid for r in replicas} <= live, "a replica is missing from the cluster view"
@@ -256,6 +331,7 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
             assert later.token > earlier.token, f"{task}: stale write accepted"
             assert later.started >= earlier.ended, f"{task}: overlapping runs"
     assert events.count("stop") >= 1
+    assert events.count("cut") >= 1
     assert refused >= 1, "no write refused after a SIGSTOP: the fence was not exercised"
     print(
         f"chaos {engine.env['CHAOS_ENGINE']}: events {events}, {len(audit)} runs, {refused} refused"
