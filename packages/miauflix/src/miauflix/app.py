@@ -431,13 +431,10 @@ def _coordinate(scheduler: Scheduler, settings: Settings, database: Database) ->
             CLUSTER,
         )
     coordinator = scheduler.coordinator
-    # PostgresCoordinator does not expose its DSN; its private attribute is read only to
-    # tell whether its task rows live in this database (the guard must read them here).
-    dsn = getattr(coordinator, "_dsn", None)
-    if (
-        isinstance(coordinator, PostgresCoordinator)
-        and isinstance(dsn, str)
-        and _same_database(dsn, settings.resolved_database_url)
+    # The guard reads the coordinator's task rows, so it can fence only when they live in
+    # this database.
+    if isinstance(coordinator, PostgresCoordinator) and _same_database(
+        coordinator.dsn, settings.resolved_database_url
     ):
         database.fencing_schema = coordinator.schema
     else:

@@ -221,6 +221,11 @@ class PostgresCoordinator:
         return self._heartbeat
 
     @property
+    def dsn(self) -> str:
+        """The database URL the coordinator connects to (``postgresql://``; never logged)."""
+        return self._dsn
+
+    @property
     def schema(self) -> str:
         """The PostgreSQL schema holding the tables."""
         return self._schema
