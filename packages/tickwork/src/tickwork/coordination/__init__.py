@@ -11,6 +11,7 @@ from tickwork.coordination._memory import InProcessCoordinator, MemoryStore
 from tickwork.coordination._protocol import (
     Busy,
     ClusterView,
+    Control,
     Coordinator,
     CoordinatorError,
     Grant,
@@ -23,6 +24,7 @@ from tickwork.coordination._url import from_url
 __all__ = [
     "Busy",
     "ClusterView",
+    "Control",
     "Coordinator",
     "CoordinatorError",
     "Grant",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from tickwork.coordination._protocol import (
     Busy,
     ClusterView,
+    Control,
     CoordinatorError,
     Grant,
     PeerView,
@@ -46,6 +47,8 @@ class _Row:
     failures: int = 0
     last_outcome: str | None = None
     paused: bool = False
+    paused_at: float | None = None
+    paused_by: str | None = None
     run_requested: bool = False
 
 
@@ -155,9 +158,15 @@ class InProcessCoordinator:
         row = self.store.rows.get((self._cluster, task))
         if row is None:
             return Busy(wait=1.0)
-        if row.paused:
-            return Busy(wait=_PAUSED_RECHECK, holder=row.holder, paused=True)
         held = row.lease_until is not None and row.lease_until > now
+        if row.paused and not row.run_requested:
+            return Busy(
+                wait=_PAUSED_RECHECK,
+                holder=row.holder if held else None,
+                paused=True,
+                paused_for=None if row.paused_at is None else now - row.paused_at,
+                paused_by=row.paused_by,
+            )
         due = row.run_requested or row.next_due <= now
         if held or not due:
             until = (
@@ -196,6 +205,8 @@ class InProcessCoordinator:
         # A release after expiry still counts when nobody took over: the run did end.
         if row is None or row.fence != grant.token or row.holder != self._replica:
             return None
+        if row.run_requested:
+            wait = 0.0  # a run-now request came in during the run: due again at once
         row.holder = None
         row.lease_until = None
         row.next_due = now + wait
@@ -216,7 +227,7 @@ class InProcessCoordinator:
             and row.lease_until > now
         )
 
-    async def heartbeat(self, tasks: Sequence[str]) -> None:
+    async def heartbeat(self, tasks: Sequence[str]) -> Sequence[Control]:
         now = self._enter()
         key = (self._cluster, self._replica)
         peer = self.store.peers.get(key)
@@ -226,6 +237,30 @@ class InProcessCoordinator:
             peer = self.store.peers[key] = _Peer(host=host, pid=pid, started=now, seen=now)
         peer.seen = now
         peer.tasks = tuple(tasks)
+        return [
+            _control(name, row, now)
+            for (cluster, name), row in sorted(self.store.rows.items())
+            if cluster == self._cluster and (row.paused or row.run_requested)
+        ]
+
+    async def set_paused(self, task: str, paused: bool, *, by: str | None = None) -> Control | None:
+        now = self._enter()
+        row = self.store.rows.get((self._cluster, task))
+        if row is None:
+            return None
+        if paused and not row.paused:
+            row.paused, row.paused_at, row.paused_by = True, now, by
+        elif not paused:
+            row.paused, row.paused_at, row.paused_by = False, None, None
+        return _control(task, row, now)
+
+    async def request_run(self, task: str) -> Control | None:
+        now = self._enter()
+        row = self.store.rows.get((self._cluster, task))
+        if row is None:
+            return None
+        row.run_requested = True
+        return _control(task, row, now)
 
     async def cluster_view(self) -> ClusterView:
         now = self._enter()
@@ -259,6 +294,9 @@ class InProcessCoordinator:
                 last_outcome=row.last_outcome,
                 paused=row.paused,
                 orphaned=name not in declared,
+                paused_for=None if row.paused_at is None else now - row.paused_at,
+                paused_by=row.paused_by,
+                run_requested=row.run_requested,
             )
             for (cluster, name), row in sorted(store.rows.items())
             if cluster == self._cluster
@@ -272,3 +310,13 @@ class InProcessCoordinator:
     async def close(self) -> None:
         self._enter()  # a partitioned (or crashed) replica cannot say goodbye
         self.store.peers.pop((self._cluster, self._replica), None)
+
+
+def _control(task: str, row: _Row, now: float) -> Control:
+    return Control(
+        task=task,
+        paused=row.paused,
+        paused_for=None if row.paused_at is None else now - row.paused_at,
+        paused_by=row.paused_by,
+        run_requested=row.run_requested,
+    )

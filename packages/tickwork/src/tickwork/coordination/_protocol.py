@@ -14,7 +14,18 @@ Lifecycle of one singleton run, as the runner drives it::
     acquire(task) -> Busy     not due, held, or paused: ask again in Busy.wait seconds
     acquire(task) -> Grant    due and free: the run starts, with Grant.token
       renew(grant)            every ttl/3 while the run lasts; None = superseded
-    release(grant, wait=..)   the run ended: due again ``wait`` seconds from now (store clock)
+    release(grant, wait=..)   the run ended: due again ``wait`` seconds from now (store clock),
+                              or at once when a run-now request came in meanwhile
+
+Operators' instructions (``Scheduler.pause_task``/``resume_task``/``trigger``) are kept in the
+row too, so every replica obeys them and they outlive restarts::
+
+    set_paused(task, True, by=..)   acquire answers Busy(paused=True) until set_paused(False)
+    request_run(task)               the next acquire grants as soon as no lease is live, even
+                                    when the task is not due or is paused (one run; the request
+                                    is consumed by the grant)
+    heartbeat(tasks) -> controls    the cluster's paused and run-requested tasks, so replicas
+                                    that are waiting mirror them within a heartbeat
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "Busy",
     "ClusterView",
+    "Control",
     "Coordinator",
     "CoordinatorError",
     "Grant",
@@ -86,11 +98,34 @@ class Busy:
         wait: Seconds until asking again makes sense (the due time, or the lease's expiry).
         holder: The replica holding the lease, if any.
         paused: True when the task is paused cluster-wide.
+        paused_for: Seconds since it was paused (store clock), when paused.
+        paused_by: Who paused it (the words given to ``set_paused``), when paused.
     """
 
     wait: float
     holder: str | None = None
     paused: bool = False
+    paused_for: float | None = None
+    paused_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """An operator's standing instruction for a task, as the store keeps it.
+
+    Attributes:
+        task: The task name.
+        paused: True while the task is paused cluster-wide.
+        paused_for: Seconds since it was paused (store clock), or None when not paused.
+        paused_by: Who paused it (free text such as ``"127.0.0.1 via HTTP"``), or None.
+        run_requested: A run-now request waits for the next grant.
+    """
+
+    task: str
+    paused: bool
+    paused_for: float | None = None
+    paused_by: str | None = None
+    run_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +156,9 @@ class TaskView:
     last_outcome: str | None
     paused: bool
     orphaned: bool
+    paused_for: float | None = None
+    paused_by: str | None = None
+    run_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +226,29 @@ class Coordinator(Protocol):
         """End the run: due again ``wait`` s from now. Return that, or None if superseded."""
         ...
 
-    async def heartbeat(self, tasks: Sequence[str]) -> None:
-        """Record this replica as alive, declaring ``tasks``."""
+    async def heartbeat(self, tasks: Sequence[str]) -> Sequence[Control]:
+        """Record this replica as alive, declaring ``tasks``.
+
+        Returns the controls of the cluster's tasks that are paused or have a run requested
+        (any task of the cluster, declared by this replica or not), in one round trip.
+        """
+        ...
+
+    async def set_paused(self, task: str, paused: bool, *, by: str | None = None) -> Control | None:
+        """Pause (or resume) ``task`` cluster-wide; None when the store has no row for it.
+
+        Pausing a paused task keeps its first ``paused_for``/``paused_by``; resuming clears
+        them and leaves the due time as it was (a task whose due time passed while paused runs
+        once at the next acquire). A run in progress is not interrupted.
+        """
+        ...
+
+    async def request_run(self, task: str) -> Control | None:
+        """Ask for one run as soon as no lease is live; None when the store has no row for it.
+
+        The next ``acquire`` grants even when the task is not due or is paused, and the grant
+        consumes the request; a release while the request waits is due again at once.
+        """
         ...
 
     async def cluster_view(self) -> ClusterView:
