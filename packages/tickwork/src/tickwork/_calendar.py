@@ -151,6 +151,11 @@ class Calendar:
             return False
         return True
 
+    def take_request(self) -> None:
+        """A run-now request (``Scheduler.trigger``) runs out of the instants: no retries."""
+        self.attempts = self.retries + 1
+        self.retry_at = None
+
     def follow(self, wall: float) -> None:
         """A follower (a peer holds the task): keep the next instant in status current."""
         if self.retry_at is None and wall >= self.next_at:
@@ -191,6 +196,16 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
     loop = runner._loop
     while not runner.cancelled:
         now = loop.time()
+        if runner._run_requested:  # run now (Scheduler.trigger), out of the instants
+            runner._run_requested = runner._bypass = False
+            calendar.take_request()
+            runner.deadline = now
+            if not await runner._execute(now):
+                _park(runner, calendar, loop.time(), _clock.wall_time(loop))
+                return
+            continue
+        if runner.paused is not None and runner.hold():
+            return  # resume_task spawns the runner again; missed instants coalesce then
         wall = _clock.wall_time(loop)
         if calendar.retry_at is None:
             if wall < calendar.next_run_at:
