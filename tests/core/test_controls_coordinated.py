@@ -71,7 +71,8 @@ async def test_a_pause_asked_of_one_replica_holds_on_every_replica_until_resumed
         assert mirrored.paused_at == pytest.approx(paused_at, abs=0.01)
     view = await schedulers[0].coordinator.cluster_view()  # type: ignore[union-attr]
     (row,) = view.tasks
-    assert row.paused and row.paused_by == "ops"
+    assert row.paused
+    assert row.paused_by == "ops"
     count = len(runs.runs)
     resumed = now()
     await schedulers[1].resume_task("sync")
