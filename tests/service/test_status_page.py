@@ -479,7 +479,14 @@ OUTCOME_STATUS = {
             next_run_at=NOW + 33.0,
         ),
         outcome_task("sync-sources", state="snoozed", last_outcome="snoozed", next_run_at=NOW + 3),
-        outcome_task("archive", state="paused", next_run_at=None, last_outcome="success"),
+        outcome_task(
+            "archive",
+            state="paused",
+            next_run_at=None,
+            last_outcome="success",
+            paused_at=NOW - 180.0,
+            paused_by="alice@laptop (127.0.0.1)",
+        ),
         outcome_task(
             "scrape-trackers", last_outcome="lease_lost", last_outcome_reason="held by replica-b"
         ),
@@ -542,8 +549,9 @@ async def serve_canned(page: Page, service_url: str, document: dict[str, object]
 async def test_outcome_states_last_run_and_attention_from_canned_status(
     start_service: StartService, page: Page
 ) -> None:
-    """Snoozed, paused and lease-lost tasks have their own states, the last run shows when and
-    how it ended, and the Tasks card counts what needs attention."""
+    """Snoozed, paused and lease-lost tasks have their own states (a paused one says who paused
+    it and when), the last run shows when and how it ended, and the Tasks card counts what needs
+    attention, paused tasks included."""
     service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
     await page.set_viewport_size({"width": 1400, "height": 900})
     await serve_canned(page, service.url("/"), OUTCOME_STATUS)
@@ -555,8 +563,10 @@ async def test_outcome_states_last_run_and_attention_from_canned_status(
     await expect(cell(page, "sync-lists", 6)).to_have_text("12 s agosnoozed")
     await expect(cell(page, "sync-lists", 8)).to_have_text("in 33 s")
     await expect(cell(page, "sync-sources", 2)).to_have_text("snoozed 15 s")
-    await expect(cell(page, "archive", 2)).to_have_text("paused")
-    await expect(row(page, "archive")).to_have_class("paused")
+    await expect(cell(page, "archive", 2)).to_have_text(
+        "pausedpaused by alice@laptop (127.0.0.1), 3 min ago"
+    )
+    await expect(row(page, "archive")).to_have_class("attention a-paused paused")
     await expect(cell(page, "archive", 8)).to_have_text("–")
     await expect(cell(page, "scrape-trackers", 2)).to_have_text("lease lostheld by replica-b")
     await expect(row(page, "scrape-trackers")).to_have_class("attention a-lease_lost")
@@ -570,14 +580,24 @@ async def test_outcome_states_last_run_and_attention_from_canned_status(
     fits = await cell(page, "hourly", 8).evaluate("(td) => td.scrollWidth <= td.clientWidth")
     assert fits
 
-    await expect(page.locator("#svc-attention")).to_have_text("4 need attention")
+    await expect(page.locator("#svc-attention")).to_have_text("5 need attention")
     await expect(page.locator("#svc-problems")).to_have_text(
-        "1 failing · 2 snoozed · 0 overdue · 0 stuck · 1 lease lost"
+        "1 failing · 2 snoozed · 0 overdue · 0 stuck · 1 lease lost · 1 paused"
     )
     await page.locator("#attention").check()
     names = page.locator("#rows tr:not([hidden]) td.name")
-    await expect(names.first).to_have_text("import-catalogue")
-    await expect(names.nth(1)).to_have_text("scrape-trackers")
+    await expect(names).to_have_text(
+        [
+            "import-catalogue",
+            "scrape-trackers",
+            "sync-lists",
+            "sync-sources",
+            "archive",
+            "refresh",
+            "hourly",
+            "never-ran",
+        ]
+    )
 
     tmdb = page.locator("#component-list > li").filter(has_text="tmdb")
     await expect(tmdb.locator(".reason")).to_have_text(LONG_REASON)
@@ -779,3 +799,70 @@ async def test_no_cluster_section_without_a_coordinator(
     service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
     await serve_canned(page, service.url("/"), {**OUTCOME_STATUS, "cluster": None})
     await expect(page.locator("#cluster")).to_be_hidden()
+
+
+ACTIONS_ON = {"enabled": True, "reason": None}
+
+
+async def test_action_answers_are_shown_in_words_in_the_row(
+    start_service: StartService, page: Page
+) -> None:
+    """A click POSTs JSON with the token to the task's percent-encoded URL, disables the row's
+    buttons until the answer, and shows a refusal or failure in words in that row."""
+    service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
+    await page.goto(service.url("/#token=s3cret"))
+    name = "nightly/report?x=1 " + EVIL
+    tasks = [outcome_task(name), outcome_task("other")]
+    answers: asyncio.Queue[tuple[int, dict[str, object], dict[str, str]]] = asyncio.Queue()
+    posted: list[Request] = []
+    release = asyncio.Event()
+
+    async def fulfil_action(route: Route) -> None:
+        posted.append(route.request)
+        await release.wait()
+        status, body, headers = answers.get_nowait()
+        await route.fulfill(status=status, json=body, headers=headers)
+
+    await page.route(re.compile(r"/tasks/"), fulfil_action)
+    await serve_canned(
+        page, service.url("/"), {**OUTCOME_STATUS, "tasks": tasks, "actions": ACTIONS_ON}
+    )
+    pause = page.get_by_role("button", name=f"Pause {name}", exact=True)
+    run = page.get_by_role("button", name=f"Run {name} now", exact=True)
+    result = row(page, name).get_by_role("status")
+    await expect(pause).to_have_text("Pause")
+
+    await pause.click()
+    await expect(pause).to_be_disabled()
+    await expect(run).to_be_disabled()
+    await expect(page.get_by_role("button", name="Pause other", exact=True)).to_be_enabled()
+    request = posted[0]
+    assert request.method == "POST"
+    assert request.url == service.url("/tasks/" + urllib.parse.quote(name, safe="!*'()") + "/pause")
+    headers = await request.all_headers()
+    assert headers["content-type"] == "application/json"
+    assert headers["authorization"] == "Bearer s3cret"
+    assert request.post_data == "{}"
+    answers.put_nowait((503, {"error": "coordinator_unavailable"}, {}))
+    release.set()
+    await expect(result).to_have_text("coordinator unreachable: nothing changed (503)")
+    await expect(result).to_have_class("result r-error")
+    await expect(pause).to_be_enabled()
+
+    refusals = [
+        (401, {"error": "unauthorized"}, {}, "refused: token missing or wrong (401)"),
+        (403, {"error": "actions_disabled"}, {}, "refused: actions disabled (403)"),
+        (403, {"error": "host_not_allowed"}, {}, "refused: host name not allowed (403)"),
+        (404, {"error": "unknown task"}, {}, "unknown task: cancelled meanwhile? (404)"),
+        (429, {"error": "rate limited"}, {"Retry-After": "7"}, "rate limited: retry in 7 s (429)"),
+        (500, {}, {}, "failed: HTTP 500"),
+    ]
+    for status, body, extra, words in refusals:
+        answers.put_nowait((status, body, extra))
+        await run.click()
+        await expect(result).to_have_text(words)
+    assert [urllib.parse.urlsplit(r.url).path.rsplit("/", 1)[1] for r in posted] == [
+        "pause",
+        *["trigger"] * len(refusals),
+    ]
+    assert await page.locator("img").count() == 0

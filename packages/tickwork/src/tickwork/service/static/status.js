@@ -1,5 +1,7 @@
 // tickwork status page: polls ./status every second and, in one request per refresh,
 // ./history for the charts of the visible rows whose history it does not have yet.
+// Each row has Pause/Resume and "Run now" buttons (POST ./tasks/NAME/ACTION) when /status says
+// actions are enabled; the answer is shown in the row for a few seconds.
 // Every server value is inserted with textContent (task names and errors are untrusted).
 "use strict";
 (() => {
@@ -9,6 +11,8 @@
   const URL_BUDGET = 6000;      // characters of task=... parameters per /history request
   const OVERDUE_AFTER = 1;      // seconds past due before a task counts as overdue
   const KEEP = 100;             // runs per chart (the service keeps 100)
+  const RESULT_MS = 4000;       // how long an action's answer stays in its row
+  const ERROR_MS = 8000;        // ... and a refusal or failure (longer: it has more to read)
   const KEY = "tickwork.token";
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
@@ -21,13 +25,24 @@
   let filter = "";
   let attentionFirst = sessionStorage.getItem("tickwork.attention") === "1";
   let historyLoading = false;   // one /history request at a time
+  let actionsEnabled = false;   // /status.actions.enabled: whether rows get their buttons
+  let timer = null;             // the next refresh
+  let ticking = false;          // a refresh is in flight
+  let again = false;            // refresh again as soon as the one in flight ends
   // Column headings double as the labels of the narrow layout's cards.
   const LABELS = [...document.querySelectorAll("thead th")].map((th) => th.textContent);
   // last_outcome -> the word the page shows.
   const OUTCOMES = { success: "ok", failure: "failed", timeout: "timed out", snoozed: "snoozed",
     cancelled: "cancelled", lease_lost: "lease lost" };
   // Needing attention, most urgent first; a task counts under its first matching kind.
-  const RANK = { stuck: 0, failing: 1, lease_lost: 2, snoozed: 3, overdue: 4, "": 5 };
+  // Paused is last: an operator chose it, but it must not be forgotten.
+  const RANK = { stuck: 0, failing: 1, lease_lost: 2, snoozed: 3, overdue: 4, paused: 5, "": 6 };
+  // action -> [the button's word, what the row says once the service accepted it].
+  const ACTIONS = { pause: ["Pause", "paused"], resume: ["Resume", "resumed"],
+    trigger: ["Run now", "run requested"] };
+  // A refusal's `error` code (403) -> why, in words.
+  const REFUSALS = { actions_disabled: "actions disabled", cross_origin: "cross-origin request",
+    host_not_allowed: "host name not allowed" };
 
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.has("token")) {
@@ -159,7 +174,30 @@
     text($("banner"), message || "");
   }
 
+  // A POST of an action: a JSON body (never a "simple" cross-origin request) with the token.
+  async function post(url) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+    try {
+      const headers = { "Content-Type": "application/json" };
+      if (token) headers.Authorization = "Bearer " + token;
+      return await fetch(url, { method: "POST", headers, body: "{}", signal: ctl.signal,
+        cache: "no-store" });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Refresh now instead of at the next period (after an action); one refresh at a time.
+  function refresh() {
+    if (ticking) { again = true; return; }
+    clearTimeout(timer);
+    tick();
+  }
+
   async function tick() {
+    ticking = true;
+    timer = null;
     let delay = POLL_MS;
     try {
       const res = await get("status");
@@ -169,6 +207,7 @@
           : "This service needs a bearer token.");
         $("login").hidden = false;
         $("main").hidden = true;
+        ticking = again = false;
         return;  // polling resumes when a token is submitted
       }
       if (res.status === 429) {
@@ -193,7 +232,9 @@
       setConnection("disconnected", "Disconnected: the service is unreachable since " +
         lostAt.toLocaleTimeString() + ". Retrying every second; the values below are the last known.");
     }
-    setTimeout(tick, delay);
+    ticking = false;
+    timer = setTimeout(tick, again ? 0 : delay);
+    again = false;
   }
 
   function render(doc) {
@@ -212,10 +253,17 @@
       secs(last.seconds) : "no stalls");
     renderComponents(doc.services || {}, doc.now);
     renderCluster(doc.cluster || null);
+    // An older service has no `actions`: it has no endpoints either, so no buttons.
+    const actions = doc.actions || {};
+    actionsEnabled = actions.enabled === true;
+    const off = actions.enabled === false ? "Actions are disabled" +
+      (actions.reason ? ": " + clip(String(actions.reason), 200) : "") : "";
+    text($("actions-off"), off);
+    show($("actions-off"), off !== "");
 
     const seen = new Set();
     let running = 0;
-    const counts = { stuck: 0, failing: 0, lease_lost: 0, snoozed: 0, overdue: 0, "": 0 };
+    const counts = { stuck: 0, failing: 0, lease_lost: 0, snoozed: 0, overdue: 0, paused: 0, "": 0 };
     doc.tasks.forEach((t, index) => {
       let rec = rows.get(t.name);
       if (!rec) rec = addRow(t.name);
@@ -237,6 +285,7 @@
     const parts = [counts.failing + " failing", counts.snoozed + " snoozed",
       counts.overdue + " overdue", counts.stuck + " stuck"];
     if (counts.lease_lost) parts.push(counts.lease_lost + " lease lost");
+    if (counts.paused) parts.push(counts.paused + " paused");
     text($("svc-problems"), parts.map((part) => part.replaceAll(" ", "\u00a0")).join(" · "));
     show($("empty"), doc.tasks.length === 0);
     arrange();
@@ -323,8 +372,11 @@
       "seen " + compact(p.last_seen_ago) + " ago · " + p.tasks.length + " task(s)"]);
     const tasks = (c.tasks || []).map((t) => [
       t.name,
-      t.orphaned ? "degraded" : t.holder ? "running" : "scheduled",
-      t.orphaned ? "orphaned" : t.holder ? "held" : "free",
+      t.orphaned ? "degraded" : t.paused ? "paused" : t.holder ? "running" : "scheduled",
+      t.orphaned ? "orphaned" : t.paused ? "paused" : t.holder ? "held" : "free",
+      (t.paused ? "paused" + (t.paused_by ? " by " + t.paused_by : "") +
+        (t.paused_for != null ? " for " + compact(t.paused_for) : "") + " · " : "") +
+      (t.run_requested ? "run requested · " : "") +
       (t.holder ? "by " + t.holder + " (token " + t.token + "), lease " +
         dueIn(Math.max(0, t.lease_expires_in)).replace("in ", "for ") :
         "token " + t.token + ", due " + (t.next_due_in > 0 ? dueIn(t.next_due_in) : "now")) +
@@ -387,19 +439,116 @@
     return rec;
   }
 
+  // The row's controls, made the first time a row is painted with actions enabled. They are
+  // taken out of the DOM (not only hidden) when actions are disabled, so the cell's text is
+  // the state alone.
+  function controls(rec) {
+    if (rec.act) return rec.act;
+    const act = el("div", "act");
+    act.toggle = el("button", "", act);
+    act.toggle.type = "button";
+    act.run = el("button", "", act);
+    act.run.type = "button";
+    act.run.dataset.action = "trigger";
+    act.run.setAttribute("aria-label", "Run " + rec.name + " now");
+    text(act.run, ACTIONS.trigger[0]);
+    act.result = el("span", "result", act);
+    act.result.setAttribute("role", "status");
+    act.clear = null;
+    rec.act = act;
+    return act;
+  }
+
+  function paintControls(rec, paused) {
+    if (!actionsEnabled) {
+      if (rec.act && rec.act.parentNode) rec.act.remove();
+      return;
+    }
+    const act = controls(rec);
+    if (act.parentNode !== rec.stateCell) rec.stateCell.appendChild(act);
+    const action = paused ? "resume" : "pause";
+    if (act.toggle.dataset.action !== action) {
+      act.toggle.dataset.action = action;
+      act.toggle.setAttribute("aria-label", ACTIONS[action][0] + " " + rec.name);
+      text(act.toggle, ACTIONS[action][0]);
+    }
+    const busy = rec.busy === true;
+    if (act.toggle.disabled !== busy) act.toggle.disabled = busy;
+    if (act.run.disabled !== busy) act.run.disabled = busy;
+  }
+
+  // An action's answer in words, shown in its row.
+  function showResult(rec, message, kind) {
+    const act = controls(rec);
+    clearTimeout(act.clear);
+    text(act.result, message);
+    classes(act.result, "result r-" + kind);
+    act.clear = kind === "pending" ? null : setTimeout(() => {
+      text(act.result, "");
+      classes(act.result, "result");
+    }, kind === "ok" ? RESULT_MS : ERROR_MS);
+  }
+
+  async function refusal(res) {
+    let code = "";
+    try {
+      const body = await res.json();
+      if (body && typeof body.error === "string") code = body.error;
+    } catch (err) { /* a body that is not JSON: the status code says enough */ }
+    switch (res.status) {
+      case 401: return "refused: token missing or wrong (401)";
+      case 403: return "refused: " + (REFUSALS[code] || code.replace(/_/g, " ") || "forbidden") + " (403)";
+      case 404: return "unknown task: cancelled meanwhile? (404)";
+      case 429: {
+        const after = Math.max(1, Number(res.headers.get("Retry-After")) || 1);
+        return "rate limited: retry in " + after + " s (429)";
+      }
+      case 503: return "coordinator unreachable: nothing changed (503)";
+      default: return "failed: HTTP " + res.status;
+    }
+  }
+
+  async function act(rec, action, button) {
+    if (rec.busy) return;
+    rec.busy = true;
+    paintControls(rec, isPaused(rec.t));
+    showResult(rec, "sending…", "pending");
+    try {
+      const res = await post("tasks/" + encodeURIComponent(rec.name) + "/" + action);
+      if (res.ok) {
+        showResult(rec, ACTIONS[action][1], "ok");
+        refresh();
+      } else {
+        showResult(rec, await refusal(res), "error");
+      }
+    } catch (err) {
+      showResult(rec, "no answer from the service", "error");
+    } finally {
+      rec.busy = false;
+      // A disabled button loses the focus: give it back, so a keyboard user stays in place.
+      const lost = document.activeElement === null || document.activeElement === document.body;
+      if (rec.t) paintControls(rec, isPaused(rec.t));
+      if (lost && button.isConnected) button.focus();
+    }
+  }
+
+  // Paused: the state says so, or a pause is recorded while the run in progress finishes.
+  const isPaused = (t) => t.state === "paused" || t.paused_at != null;
+
   // Off-screen rows only keep their data: writing 500 rows' text every second would make the
   // browser lay out the whole table each time. A row is painted when it scrolls into view.
   function update(rec, t, now) {
     const outcome = outcomeOf(t);
     let attention = "";
     if (t.stuck) attention = "stuck";
+    else if (t.state === "paused") attention = "paused";
     else if (t.consecutive_failures > 0 && outcome !== "snoozed") attention = "failing";
     else if (outcome === "lease_lost" && t.state !== "running") attention = "lease_lost";
     else if (t.state === "snoozed" || (t.state === "scheduled" && outcome === "snoozed")) {
       attention = "snoozed";
     } else if (t.state !== "running" && t.overdue_by >= OVERDUE_AFTER) attention = "overdue";
     rec.attention = attention;
-    classes(rec.tr, attention ? "attention a-" + attention : t.state === "paused" ? "paused" : "");
+    classes(rec.tr, attention ? "attention a-" + attention + (attention === "paused" ? " paused" : "") : "");
     rec.outcome = outcome;
     rec.t = t;
     rec.now = now;
@@ -439,7 +588,7 @@
       state = "snoozed" + (length > 0 ? " " + (length < 60 ? secs(length) : compact(length)) : "");
       cls = "snoozed"; why = reason;
     } else if (t.state === "paused") {
-      state = "paused"; cls = "paused"; why = reason;
+      state = "paused"; cls = "paused"; why = pausedBy(t, now) || reason;
     } else if (rec.attention === "lease_lost") {
       state = "lease lost"; cls = "lease_lost"; why = reason;
     } else if (rec.attention === "overdue") {
@@ -449,6 +598,10 @@
     } else {
       state = String(t.state || "scheduled"); cls = "scheduled";
     }
+    if (t.state !== "paused" && t.paused_at != null) {  // paused while a run was in progress
+      why = why ? why + " · " + pausedBy(t, now) : pausedBy(t, now);
+    }
+    if (t.run_requested) why = why ? why + " · run requested" : "run requested";
     text(rec.state, state);
     classes(rec.state, "badge s-" + cls);
     text(rec.why, why);
@@ -491,6 +644,14 @@
     show(rec.details, error !== "");
     text(rec.summary, clip(error.split("\n", 1)[0], 90));
     text(rec.pre, error);
+    paintControls(rec, isPaused(t));
+  }
+
+  // "paused by alice@laptop (127.0.0.1), 3 min ago"
+  function pausedBy(t, now) {
+    if (t.paused_at == null) return "";
+    return "paused" + (t.paused_by ? " by " + clip(String(t.paused_by), 120) : "") + ", " +
+      relative(t.paused_at, now);
   }
 
   function draw(rec) {
@@ -586,13 +747,18 @@
     filter = e.target.value.trim().toLowerCase();
     arrange();
   });
+  $("rows").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action]");
+    const tr = button && button.closest("tr");
+    if (tr && tr.rec) act(tr.rec, button.dataset.action, button);
+  });
   $("login").addEventListener("submit", (e) => {
     e.preventDefault();
     token = $("token").value.trim();
     sessionStorage.setItem(KEY, token);
     $("token").value = "";
     $("login").hidden = true;
-    tick();
+    refresh();
   });
   tick();
 })();
