@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import textwrap
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -158,7 +159,9 @@ async def test_rows_show_values_update_and_mark_failures(
 
     await expect(cell(page, "refresh-lists", 1)).to_have_text("300 ms")
     await expect(cell(page, "import-catalogue", 1)).to_have_text("1 h")
-    await expect(cell(page, "import-catalogue", 2)).to_have_text(re.compile(r"^running for \d+ s$"))
+    await expect(cell(page, "import-catalogue", 2).locator(".badge")).to_have_text(
+        re.compile(r"^running for \d+ s$")
+    )
     await expect(cell(page, "scrape-trackers", 2)).to_have_text(re.compile(r"^stuck"), timeout=WAIT)
     await expect(row(page, "scrape-trackers")).to_have_class(re.compile("attention"))
 
@@ -866,3 +869,180 @@ async def test_action_answers_are_shown_in_words_in_the_row(
         *["trigger"] * len(refusals),
     ]
     assert await page.locator("img").count() == 0
+
+
+CONTROLS_APP = """
+    import asyncio
+    import os
+
+    from tickwork import SchedulerError
+
+    async def refresh():
+        await asyncio.sleep(0.01)
+
+    async def import_catalogue():
+        await asyncio.sleep(0.05)
+
+    async def doomed():
+        pass
+
+    def setup(scheduler):
+        async def reaper():
+            # Cancels "doomed" once the test creates the flag file: a task cancelled meanwhile.
+            if os.path.exists(FLAG):
+                try:
+                    scheduler.cancel_task("doomed")
+                except SchedulerError:
+                    pass
+
+        scheduler.schedule_task("refresh-lists", 0.3, refresh)
+        scheduler.schedule_task("import-catalogue", 3600, import_catalogue)
+        scheduler.schedule_task("doomed", 0.5, doomed)
+        scheduler.schedule_task("reaper", 0.1, reaper)
+"""
+
+
+def controls_app(flag: Path) -> str:
+    """Return :data:`CONTROLS_APP` with its flag file at ``flag``."""
+    return f"FLAG = {str(flag)!r}\n" + textwrap.dedent(CONTROLS_APP)
+
+
+async def status_task(page: Page, url: str, name: str) -> dict[str, object]:
+    """Return task ``name`` as the service's ``/status`` has it right now."""
+    response = await page.request.get(url)
+    assert response.status == 200
+    document = await response.json()
+    found = [t for t in document["tasks"] if t["name"] == name]
+    assert len(found) == 1, (name, document["tasks"])
+    entry: dict[str, object] = found[0]
+    return entry
+
+
+async def wait_refreshes(page: Page, count: int) -> None:
+    """Wait until the page has fetched ``/status`` ``count`` more times."""
+    for _ in range(count):
+        async with page.expect_response(re.compile(r"/status$"), timeout=WAIT):
+            pass
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+async def test_pause_then_resume_from_the_page(
+    start_service: StartService, page: Page, tmp_path: Path, width: int
+) -> None:
+    """Pause stops a task (its row turns paused, says who paused it and counts as needing
+    attention, and /status agrees); Resume, pressed from the keyboard, starts it again."""
+    service = await start_service(controls_app(tmp_path / "flag"))
+    await page.set_viewport_size({"width": width, "height": 900})
+    await page.goto(service.url("/"))
+    await wait_runs_above(page, "refresh-lists", 1)
+    await expect(page.locator("#svc-attention")).to_have_text("none needs attention")
+    pause = page.get_by_role("button", name="Pause refresh-lists", exact=True)
+    result = row(page, "refresh-lists").get_by_role("status")
+
+    await pause.click()
+    await expect(result).to_have_text("paused")
+    await expect(row(page, "refresh-lists")).to_have_class("attention a-paused paused")
+    state = cell(page, "refresh-lists", 2)
+    await expect(state.locator(".badge")).to_have_text("paused")
+    await expect(state.locator(".why")).to_have_text(
+        re.compile(r"^paused by 127\.0\.0\.1\b.*, (just now|\d+ s ago)$")
+    )
+    resume = page.get_by_role("button", name="Resume refresh-lists", exact=True)
+    await expect(resume).to_have_text("Resume")
+    await expect(page.locator("#svc-attention")).to_have_text("1 needs attention")
+    await expect(page.locator("#svc-problems")).to_contain_text("1 paused")
+    entry = await status_task(page, service.url("/status"), "refresh-lists")
+    assert entry["state"] == "paused"
+    assert str(entry["paused_by"]).startswith("127.0.0.1")
+    runs = entry["runs"]
+    assert isinstance(runs, int)
+    await wait_refreshes(page, 2)  # three intervals or more: a running task would have run
+    assert (await status_task(page, service.url("/status"), "refresh-lists"))["runs"] == runs
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"status-page-paused-{width}.png"), full_page=True)
+
+    await resume.focus()
+    await page.keyboard.press("Enter")
+    await expect(result).to_have_text("resumed")
+    await expect(pause).to_be_focused()  # the same button, relabelled: the keyboard stays put
+    await expect(row(page, "refresh-lists")).to_have_class("")
+    await wait_runs_above(page, "refresh-lists", runs)
+    await expect(page.locator("#svc-attention")).to_have_text("none needs attention")
+    assert (await status_task(page, service.url("/status"), "refresh-lists"))["paused_at"] is None
+
+
+async def test_run_now_runs_an_idle_task_once(
+    start_service: StartService, page: Page, tmp_path: Path
+) -> None:
+    """Run now starts a task that is not due for an hour: one more run, then it waits again."""
+    service = await start_service(controls_app(tmp_path / "flag"))
+    await page.goto(service.url("/"))
+    await expect(cell(page, "import-catalogue", 3)).to_have_text("1", timeout=WAIT)
+    await expect(cell(page, "import-catalogue", 8)).to_have_text(re.compile(r"^in (1 h|\d+ min)$"))
+
+    await page.get_by_role("button", name="Run import-catalogue now", exact=True).click()
+    await expect(row(page, "import-catalogue").get_by_role("status")).to_have_text("run requested")
+    await expect(cell(page, "import-catalogue", 3)).to_have_text("2", timeout=WAIT)
+    await expect(cell(page, "import-catalogue", 8)).to_have_text(re.compile(r"^in (1 h|\d+ min)$"))
+    entry = await status_task(page, service.url("/status"), "import-catalogue")
+    assert entry["runs"] == 2
+    assert entry["run_requested"] is False
+    assert entry["state"] == "scheduled"
+
+
+async def test_a_task_cancelled_meanwhile_shows_404_in_its_row(
+    start_service: StartService, page: Page, tmp_path: Path
+) -> None:
+    """A click on a task the service no longer has shows the 404 in words in that row."""
+    flag = tmp_path / "flag"
+    service = await start_service(controls_app(flag))
+    frozen = asyncio.Event()
+    last: list[bytes] = []
+
+    async def status(route: Route) -> None:
+        # Once frozen, the page keeps seeing the last real /status, the cancelled task in it.
+        if frozen.is_set():
+            await route.fulfill(body=last[-1], content_type="application/json")
+            return
+        response = await route.fetch()
+        last.append(await response.body())
+        await route.fulfill(response=response)
+
+    await page.route(re.compile(r"/status$"), status)
+    await page.goto(service.url("/"))
+    await wait_runs_above(page, "doomed", 0)
+    frozen.set()
+    flag.touch()
+    async with asyncio.timeout(WAIT / 1000):
+        while True:
+            response = await page.request.get(service.url("/status"))
+            names = [t["name"] for t in (await response.json())["tasks"]]
+            if "doomed" not in names:
+                break
+            await asyncio.sleep(0.1)
+
+    pause = page.get_by_role("button", name="Pause doomed", exact=True)
+    await pause.click()
+    await expect(row(page, "doomed").get_by_role("status")).to_have_text(
+        "unknown task: cancelled meanwhile? (404)"
+    )
+    await expect(pause).to_be_enabled()
+    frozen.clear()
+    await expect(row(page, "doomed")).to_have_count(0, timeout=WAIT)
+
+
+async def test_controls_are_hidden_when_actions_are_disabled(
+    start_service: StartService, page: Page, tmp_path: Path
+) -> None:
+    """Bound to every address without a token, the service refuses actions: the page shows no
+    button and says why."""
+    service = await start_service(controls_app(tmp_path / "flag"), "--host", "0.0.0.0", wait=False)
+    await service.wait_started(serving=re.compile(r"on http://127\.0\.0\.1:(\d+) "))
+    await page.goto(service.url("/"))
+    await wait_runs_above(page, "refresh-lists", 0)
+    await expect(page.locator("#actions-off")).to_have_text(
+        "Actions are disabled: no token and bound to 0.0.0.0"
+    )
+    assert await page.locator("#rows button").count() == 0
+    await expect(cell(page, "refresh-lists", 2)).to_have_text(re.compile(r"^(scheduled|running)"))
