@@ -647,11 +647,11 @@
     paintControls(rec, isPaused(t));
   }
 
-  // "paused by alice@laptop (127.0.0.1), 3 min ago"
+  // "paused by alice@laptop (127.0.0.1), 3 min ago"; the time never split over two lines.
   function pausedBy(t, now) {
     if (t.paused_at == null) return "";
     return "paused" + (t.paused_by ? " by " + clip(String(t.paused_by), 120) : "") + ", " +
-      relative(t.paused_at, now);
+      relative(t.paused_at, now).replaceAll(" ", "\u00a0");
   }
 
   function draw(rec) {
