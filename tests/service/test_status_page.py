@@ -811,11 +811,21 @@ async def test_action_answers_are_shown_in_words_in_the_row(
     start_service: StartService, page: Page
 ) -> None:
     """A click POSTs JSON with the token to the task's percent-encoded URL, disables the row's
-    buttons until the answer, and shows a refusal or failure in words in that row."""
+    buttons until the answer, and shows a refusal or failure in words in that row; a running
+    task paused meanwhile offers Resume and says so."""
     service = await start_service(MANY_APP.replace("range(500)", "range(1)"))
     await page.goto(service.url("/#token=s3cret"))
     name = "nightly/report?x=1 " + EVIL
-    tasks = [outcome_task(name), outcome_task("other")]
+    busy = outcome_task(
+        "busy",
+        state="running",
+        running_for=5.0,
+        next_run_at=None,
+        paused_at=NOW - 60.0,
+        paused_by="bob",
+        run_requested=True,
+    )
+    tasks = [outcome_task(name), outcome_task("other"), busy]
     answers: asyncio.Queue[tuple[int, dict[str, object], dict[str, str]]] = asyncio.Queue()
     posted: list[Request] = []
     release = asyncio.Event()
@@ -834,6 +844,11 @@ async def test_action_answers_are_shown_in_words_in_the_row(
     run = page.get_by_role("button", name=f"Run {name} now", exact=True)
     result = row(page, name).get_by_role("status")
     await expect(pause).to_have_text("Pause")
+    await expect(row(page, "busy").locator(".why")).to_have_text(
+        "paused by bob, 1 min ago; pauses when this run ends · run requested"
+    )
+    await expect(page.get_by_role("button", name="Resume busy", exact=True)).to_be_visible()
+    await expect(row(page, "busy")).to_have_class("")
 
     await pause.click()
     await expect(pause).to_be_disabled()
@@ -1049,3 +1064,7 @@ async def test_controls_are_hidden_when_actions_are_disabled(
     )
     assert await page.locator("#rows button").count() == 0
     await expect(cell(page, "refresh-lists", 2)).to_have_text(re.compile(r"^(scheduled|running)"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.locator("section.tasks").screenshot(
+        path=str(ARTIFACTS / "status-page-actions-disabled.png")
+    )

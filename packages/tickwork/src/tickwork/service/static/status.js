@@ -599,7 +599,8 @@
       state = String(t.state || "scheduled"); cls = "scheduled";
     }
     if (t.state !== "paused" && t.paused_at != null) {  // paused while a run was in progress
-      why = why ? why + " · " + pausedBy(t, now) : pausedBy(t, now);
+      const pause = pausedBy(t, now) + "; pauses when this run ends";
+      why = why ? why + " · " + pause : pause;
     }
     if (t.run_requested) why = why ? why + " · run requested" : "run requested";
     text(rec.state, state);
