@@ -867,7 +867,7 @@ async def test_action_answers_are_shown_in_words_in_the_row(
     await expect(result).to_have_class("result r-error")
     await expect(pause).to_be_enabled()
 
-    refusals = [
+    refusals: list[tuple[int, dict[str, object], dict[str, str], str]] = [
         (401, {"error": "unauthorized"}, {}, "refused: token missing or wrong (401)"),
         (403, {"error": "actions_disabled"}, {}, "refused: actions disabled (403)"),
         (403, {"error": "host_not_allowed"}, {}, "refused: host name not allowed (403)"),

@@ -3,8 +3,9 @@
 The page is a data-free shell: HTML, CSS and JavaScript that fetch ``status`` and ``history``
 (relative URLs, so the app can be mounted under a prefix) with the bearer token the operator
 gives it, and, when ``status`` says actions are enabled, POST ``tasks/NAME/pause``, ``resume``
-or ``trigger`` (a JSON body, the same token) for the buttons of each task. It is served without the token, because a browser navigating to ``/`` cannot send an
-``Authorization`` header; every value it shows comes from the token-protected endpoints.
+or ``trigger`` (a JSON body, the same token) for the buttons of each task. It is served without
+the token, because a browser navigating to ``/`` cannot send an ``Authorization`` header; every
+value it shows comes from the token-protected endpoints.
 
 Every response carries a strict ``Content-Security-Policy`` (no inline script or style, nothing
 but this origin), ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-cache`` with an
