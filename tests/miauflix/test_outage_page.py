@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SERVING = re.compile(r"Serving miauflix\.app:setup on http://127\.0\.0\.1:(\d+)")
 WAIT = 30_000  # milliseconds: the lists must be fetched before a source search can fail
 # The row's state cell: the state with the snooze's length, then the reason.
-SNOOZED = re.compile(r"^snoozed [\d.]+ (ms|s)yts unavailable \(HTTP 50[023]\)$")
+# The state cell: the state, its reason, then the row's controls (actions are on: loopback).
+SNOOZED = re.compile(r"^snoozed [\d.]+ (ms|s)yts unavailable \(HTTP 50[023]\)(PauseRun now)?$")
 # Variables of the developer's shell that would change what the service does.
 _OWN_VARIABLES = ("TICKWORK_", "MIAUFLIX_", "DATABASE_URL", "TMDB_", "YTS_", "TORRENT_CACHE_URL")
 

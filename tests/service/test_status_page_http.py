@@ -96,10 +96,11 @@ def test_script_never_inserts_html() -> None:
 
 
 def test_page_stays_small() -> None:
-    """HTML, CSS and JavaScript together stay under 40 KB (no framework, no build step)."""
-    # 24 KB until the outcome states, the narrow layout and readable component details.
+    """HTML, CSS and JavaScript together stay under 50 KB (no framework, no build step)."""
+    # 24 KB until the outcome states, the narrow layout and readable component details; 40 KB
+    # until the operator controls (pause, resume, run now, their answers in words).
     total = sum(len(STATIC.joinpath(name).read_bytes()) for name, _ in PAGE_ROUTES.values())
-    assert total < 40_000
+    assert total < 50_000
 
 
 @pytest.mark.parametrize(
