@@ -1,4 +1,8 @@
-"""Coordinator backends for the contract suite: in-process (exact clock) and real PostgreSQL."""
+"""Coordinator backends for the contract suite.
+
+In-process and SQLite on an exact manual clock; real PostgreSQL (directly and through PgBouncer)
+and real Redis on their servers' clocks.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -128,6 +133,7 @@ def pgbouncer_dsn() -> Iterator[str]:
 @pytest.fixture(
     params=[
         "memory",
+        "sqlite",
         pytest.param("postgresql", marks=pytest.mark.external_service),
         pytest.param("redis", marks=pytest.mark.external_service),
         pytest.param("pgbouncer", marks=pytest.mark.external_service),
@@ -149,6 +155,15 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             return InProcessCoordinator(store, **kwargs)  # type: ignore[arg-type]
 
         yield Backend("memory", make_memory, advance_memory)
+        return
+
+    if request.param == "sqlite":
+        sqlite = _sqlite_backend(cluster, request.getfixturevalue("tmp_path"))
+        try:
+            yield sqlite
+        finally:
+            for coordinator in sqlite.made:
+                await coordinator.close()  # the shared connection closes once, at the first
         return
 
     async def advance_real(seconds: float) -> None:
@@ -204,3 +219,32 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         finally:
             await connection.close()
+
+
+def _sqlite_backend(cluster: str, folder: Path) -> Backend:
+    """Replicas on one SQLite file, on a manual clock.
+
+    The file serves one process at a time (its lock file), so the replicas of the contract share
+    the first one's open connection: each of their calls is still one transaction of its own,
+    which is all the contract needs to hold.
+    """
+    from tickwork.coordination.sqlite import SQLiteCoordinator
+
+    clock = ManualClock()
+    path = folder / "contract.sqlite3"
+    first: list[SQLiteCoordinator] = []
+
+    async def advance_sqlite(seconds: float) -> None:
+        clock.now += seconds
+
+    def make_sqlite(**kwargs: object) -> Coordinator:
+        kwargs.setdefault("ttl", 2.0)
+        kwargs.setdefault("cluster", cluster)
+        coordinator = SQLiteCoordinator(path, clock=clock, **kwargs)  # type: ignore[arg-type]
+        if first:
+            coordinator._db = first[0]._db  # start() is then a no-op: the file is open
+        else:
+            first.append(coordinator)
+        return coordinator
+
+    return Backend("sqlite", make_sqlite, advance_sqlite)
