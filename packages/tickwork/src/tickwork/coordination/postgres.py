@@ -243,7 +243,7 @@ class PostgresCoordinator:
             )
             SELECT {controls} FROM {s}.task
             WHERE cluster = $1 AND (paused OR run_requested_at IS NOT NULL)
-            ORDER BY task
+            ORDER BY task COLLATE "C"
         """
 
     @property
