@@ -306,6 +306,9 @@ async def test_status_is_a_frozen_json_safe_snapshot_in_epoch_seconds() -> None:
         "last_outcome_reason": None,
         "schedule": None,
         "skipped": 0,
+        "paused_at": None,
+        "paused_by": None,
+        "run_requested": False,
     }
     json.dumps(waiting.to_dict())
     with pytest.raises(AttributeError):

@@ -151,6 +151,11 @@ class Calendar:
             return False
         return True
 
+    def take_request(self) -> None:
+        """A run-now request (``Scheduler.trigger``) runs out of the instants: no retries."""
+        self.attempts = self.retries + 1
+        self.retry_at = None
+
     def follow(self, wall: float) -> None:
         """A follower (a peer holds the task): keep the next instant in status current."""
         if self.retry_at is None and wall >= self.next_at:
@@ -170,6 +175,23 @@ class Calendar:
                 self.retry_deadline = runner._loop.time() + backoff
                 return backoff
         return self.next_run_at - wall
+
+    def snoozed(self, runner: TaskRunner) -> None:
+        """The run raised ``Snooze(seconds)``: again then if before the next instant, else at it.
+
+        Not a retry: the snoozed run does not use up one of ``retries``.
+        """
+        loop = runner._loop
+        wait = max(0.0, runner.deadline - loop.time())
+        self.wait_after_run(runner)  # instants that passed during the run; the next instant
+        wall = _clock.wall_time(loop)
+        if wall + wait < self.next_at:
+            self.retry_at = wall + wait
+            self.retry_deadline = runner.deadline
+            self.attempts -= 1  # the retry branch counts an attempt; a snooze is none
+        else:
+            self.retry_at = None  # the snooze outlasts a failure's retry: the next instant
+            runner.deadline = loop.time() + (self.next_run_at - wall)
 
     def _backoff(self, failures: int) -> float:
         """The interval tasks' backoff at interval 0: doubling from 1 s up to ``max_backoff``."""
@@ -191,6 +213,19 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
     loop = runner._loop
     while not runner.cancelled:
         now = loop.time()
+        if runner._run_requested:  # run now (Scheduler.trigger), out of the instants
+            runner._run_requested = runner._bypass = False
+            calendar.take_request()
+            runner.deadline = now
+            keep = await runner._execute(now)
+            if runner.state == "snoozed":
+                calendar.snoozed(runner)
+            if not keep:
+                _park(runner, calendar, loop.time(), _clock.wall_time(loop))
+                return
+            continue
+        if runner.paused is not None and runner.hold():
+            return  # resume_task spawns the runner again; missed instants coalesce then
         wall = _clock.wall_time(loop)
         if calendar.retry_at is None:
             if wall < calendar.next_run_at:
@@ -210,6 +245,8 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
             calendar.attempts += 1
         runner.deadline = due  # Execution.due_at and lateness
         keep = await runner._execute(loop.time())
+        if runner.state == "snoozed":
+            calendar.snoozed(runner)
         if not keep:  # after a BaseException: continue on a fresh asyncio task
             _park(runner, calendar, loop.time(), _clock.wall_time(loop))
             return

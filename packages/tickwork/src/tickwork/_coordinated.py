@@ -14,6 +14,13 @@ uncoordinated one (``TaskRunner._main``, which stays as it was)::
                                   release(wait=seconds) (no replica runs it before), the
                                   runner's state is ``snoozed`` until it asks again
 
+Operators' controls live in the store (``Scheduler.pause_task``/``resume_task``/``trigger``
+write them there, then ``poke`` the local runner, which asks again at once). A paused task's
+acquire answers ``Busy(paused=True)`` every few seconds, and the runner mirrors it in
+``runner.paused`` (status "paused" on every replica that asks); a run-now request makes the
+next acquire grant. Replicas that are not asking (a long wait) learn of both from the
+heartbeat's controls within one heartbeat (``Coordination.apply_controls``).
+
 Every wait comes from the coordinator, as a duration on its clock: the store decides when the
 task is due, so a replica's clock never does. A coordinator that cannot be reached means "not
 the holder": the task does not run, and :class:`Coordination` logs the episode once, a summary
@@ -25,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tickwork import _clock
@@ -34,13 +41,20 @@ from tickwork._execution import _Timeout
 from tickwork._hooks import ExecutionResult, call_finish, call_start
 from tickwork._lease import Lease, LeaseLostError, _current
 from tickwork._snooze import Snooze, bounded
-from tickwork.coordination._protocol import Busy, Coordinator, CoordinatorError, Grant, TaskDecl
+from tickwork.coordination._protocol import (
+    Busy,
+    Control,
+    Coordinator,
+    CoordinatorError,
+    Grant,
+    TaskDecl,
+)
 
 if TYPE_CHECKING:
     from tickwork._execution import TaskRunner
     from tickwork._scheduler import Scheduler
 
-__all__ = ["Coordination", "run_coordinated"]
+__all__ = ["Coordination", "paused_at", "run_coordinated"]
 
 _log = logging.getLogger("tickwork.coordination")
 
@@ -97,6 +111,9 @@ class Coordination:
         self.leases_acquired = 0
         self.leases_lost = 0
         self.leases_superseded = 0
+        # Bumped by every operator action on this replica: a heartbeat's controls read before
+        # an action must not undo its local mirror (see _run).
+        self.actions = 0
         # The clock of this replica's lease deadlines; None: the loop's suspend clock. Only
         # simulations of clock-rate skew set it (tickwork.testing.SimulatedCluster.skew).
         self.lease_clock: Callable[[], float] | None = None
@@ -188,8 +205,30 @@ class Coordination:
         self._started.set()
         heartbeat = coordinator.heartbeat_interval
         while True:
-            await self.call("heartbeat", coordinator.heartbeat(self._scheduler.list_tasks()))
+            actions = self.actions
+            controls = await self.call(
+                "heartbeat", coordinator.heartbeat(self._scheduler.list_tasks())
+            )
+            if not isinstance(controls, _Failed) and actions == self.actions:
+                self.apply_controls(controls)
             await asyncio.sleep(heartbeat)
+
+    def apply_controls(self, controls: Sequence[Control]) -> None:
+        """Mirror the store's pauses and run-now requests in this replica's runners."""
+        by_name = {control.task: control for control in controls}
+        wall = _clock.wall_time(asyncio.get_running_loop())
+        for runner in self._scheduler._runners.values():
+            control = by_name.get(runner.name)
+            paused = control is not None and control.paused
+            if paused and runner.paused is None:
+                assert control is not None
+                runner.pause(paused_at(control.paused_for, wall), control.paused_by)
+            elif not paused and runner.paused is not None:
+                runner.resume()
+            requested = control is not None and control.run_requested
+            if requested and runner._coordination is not None and runner.state != "running":
+                runner._run_requested = True
+                runner.poke()
 
     async def close(self, timeout: float) -> None:
         """Stop the heartbeat and leave the cluster, within ``timeout`` seconds."""
@@ -202,6 +241,11 @@ class Coordination:
                 await self.coordinator.close()
         except (TimeoutError, CoordinatorError, OSError) as exc:
             _log.warning("Coordinator %s did not close cleanly: %s", self.coordinator.backend, exc)
+
+
+def paused_at(paused_for: float | None, wall: float) -> float:
+    """Epoch seconds of a pause the store says began ``paused_for`` seconds ago."""
+    return wall - max(0.0, paused_for or 0.0)
 
 
 def _lease_cancel(task: asyncio.Task[Any], lease: Lease) -> None:
@@ -241,11 +285,16 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
             retry = min(_RETRY_MAX, retry * 2)
         elif isinstance(answer, Busy):
             retry = _RETRY_MIN
+            _mirror(runner, answer, _clock.wall_time(loop))
             wait = answer.wait if answer.holder is None else min(answer.wait, _HANDOVER_POLL)
             if calendar is not None:
                 calendar.follow(_clock.wall_time(loop))
             wait += random.uniform(0.0, _BUSY_JITTER)
-        elif calendar is not None and not calendar.take_grant(_clock.wall_time(loop)):
+        elif (
+            calendar is not None
+            and not runner._run_requested
+            and not calendar.take_grant(_clock.wall_time(loop))
+        ):
             retry = _RETRY_MIN  # an instant older than the grace: skipped, due at the next
             wait = calendar.next_run_at - _clock.wall_time(loop)
             wait = await _release(coordination, answer, max(0.0, wait), 0, "skipped") or 0.0
@@ -263,6 +312,17 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
         if calendar is not None:
             wait = sleep_cap(wait)  # re-read the wall clock at least every minute
         await runner.sleep(wait)
+
+
+def _mirror(runner: TaskRunner, busy: Busy, wall: float) -> None:
+    """Show the store's pause in this replica's status; a run-now request was taken."""
+    if busy.paused:
+        if runner.paused is None:
+            runner.paused = (paused_at(busy.paused_for, wall), busy.paused_by)
+    else:
+        runner.paused = None
+        if busy.holder is None:
+            runner._run_requested = False  # consumed by a run elsewhere (or never stored)
 
 
 async def _run_granted(
@@ -304,6 +364,9 @@ async def _run_granted(
                 return
 
     runner.consecutive_failures = grant.failures  # backoff survives a failover
+    if runner._run_requested and runner._calendar is not None:
+        runner._calendar.take_request()  # a run-now request: out of the instants
+    runner._run_requested = runner._bypass = False
     renewer = loop.create_task(renew(), name=f"tickwork-renew-{grant.task}")
     context_token = _current.set(lease)
     started = loop.time()

@@ -10,7 +10,13 @@ from typing import Literal
 
 __all__ = ["ErrorCode", "SchedulerError"]
 
-ErrorCode = Literal["already_scheduled", "not_scheduled", "shut_down", "coordinator_too_late"]
+ErrorCode = Literal[
+    "already_scheduled",
+    "not_scheduled",
+    "shut_down",
+    "coordinator_too_late",
+    "coordinator_unavailable",
+]
 
 _MESSAGES: dict[str, str] = {
     "already_scheduled": "task {name!r} is already scheduled; cancel it first or pick another name",
@@ -18,6 +24,9 @@ _MESSAGES: dict[str, str] = {
     "shut_down": "the scheduler is shut down; task {name!r} cannot be scheduled",
     "coordinator_too_late": (
         "a coordinator must be set before the first task is scheduled; task {name!r} already is"
+    ),
+    "coordinator_unavailable": (
+        "the coordinator could not be reached; task {name!r} was left as it was (try again)"
     ),
 }
 
@@ -28,7 +37,9 @@ class SchedulerError(Exception):
     Attributes:
         code: Stable, snake_case reason: ``"already_scheduled"`` (a task of that name exists),
             ``"not_scheduled"`` (no task of that name), ``"shut_down"`` (the scheduler no longer
-            accepts tasks), ``"coordinator_too_late"`` (a coordinator was set after a task).
+            accepts tasks), ``"coordinator_too_late"`` (a coordinator was set after a task),
+            ``"coordinator_unavailable"`` (an operator action could not be stored in the
+            coordinator: nothing changed).
         task: The task name the request was about.
     """
 

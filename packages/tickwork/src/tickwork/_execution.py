@@ -57,8 +57,25 @@ _WAITS, chosen after each execution from ``wait = deadline - now``:
   and no wake-ups. (After a ``GeneratorExit`` the coroutine may be being closed, and must not
   await again.)
 
-A new kind of wait (paused, a calendar time) is a new branch in ``_main`` where it chooses the
+A new kind of wait (a calendar time) is a new branch in ``_main`` where it chooses the
 wait and, when it must show in status, a new ``TaskState`` member (as ``"snoozed"``).
+
+Operators' controls (``Scheduler.pause_task``/``resume_task``/``trigger``), uncoordinated::
+
+    pause()    ``paused`` is set and status reads "paused" at once (a run in progress reads
+               "running" until it ends). A parked runner's timer is cancelled; a live asyncio
+               task (a short sleep, a run) ends at its next pass through the loop's top, or in
+               ``_spawn``. Either way the runner is then HELD: no task, no timer (``_held``).
+    resume()   ``paused`` cleared; a held runner gets a timer at its old deadline (at once when
+               it passed: one run, not one per missed interval; a calendar task coalesces its
+               missed instants under ``misfire_grace``).
+    trigger()  idle: the deadline becomes now (a parked or held runner is spawned at once, a
+               sleeping one woken); running: ``_run_requested``, consumed where the wait after
+               the run is chosen (``_wait``, ``_snoozed``): the next run starts right after.
+               On a paused task ``_bypass`` lets one run through the hold.
+
+With a coordinator the store keeps the controls (``_coordinated``): ``paused`` is then a mirror
+of the store's answer and the runner is never held; ``poke()`` makes it ask the store again.
 
 Coordinated singleton tasks (a scheduler with a coordinator) run another cycle on the same
 record: ``_coordinated.run_coordinated`` (drawn in its module) acquires a lease before each run
@@ -140,15 +157,19 @@ class TaskRunner:
     """Runs one registered task. Created by the scheduler; owns no public API."""
 
     __slots__ = (
+        "_attention",
+        "_bypass",
         "_calendar",
         "_coordination",
         "_failure_log",
         "_fn",
+        "_held",
         "_is_async",
         "_jitter",
         "_loop",
         "_max_backoff",
         "_odd",
+        "_run_requested",
         "_scheduler",
         "_thread",
         "_timeout",
@@ -165,6 +186,7 @@ class TaskRunner:
         "last_started",
         "last_success",
         "name",
+        "paused",
         "run_immediately",
         "runs",
         "state",
@@ -213,6 +235,14 @@ class TaskRunner:
         # The latest run that did not succeed: (its number, outcome, reason). A success writes
         # nothing (the fast path stays as it is): a later run number means the latest succeeded.
         self._odd: tuple[int, Outcome, str | None] | None = None
+        # Operators' controls (see the module docstring): (paused at, epoch; by whom) or None.
+        self.paused: tuple[float, str | None] | None = None
+        self._held = False  # paused, with neither an asyncio task nor a timer
+        self._run_requested = False  # a run-now request made during a run
+        self._bypass = False  # one run passes a pause (a run-now request on a paused task)
+        # True when _main must look at the flags above or ``cancelled``: the fast path reads
+        # this one attribute per run instead of three (see _main and _halt).
+        self._attention = False
         self.deadline = loop.time()
         self._timer: asyncio.Handle | None = None  # the parked wait's TimerHandle
         self._wakeup: asyncio.Future[None] | None = None  # the short wait's future
@@ -229,6 +259,7 @@ class TaskRunner:
     def cancel(self) -> None:
         """No further execution starts; one in progress finishes and is not rescheduled."""
         self.cancelled = True
+        self._attention = True
         if self._failure_log is not None:
             self._failure_log.flush()  # failures held back for the next summary are not lost
         if self._timer is not None:
@@ -236,6 +267,81 @@ class TaskRunner:
             self._timer = None
         if self._wakeup is not None:
             _wake(self._wakeup)
+
+    def pause(self, at: float, by: str | None) -> None:
+        """Hold the task from its next start on (``at``: epoch seconds of the pause)."""
+        if self.paused is None:
+            self.paused = (at, by)
+        if self._coordination is not None:
+            self.poke()
+            return
+        self._attention = True
+        if self._timer is not None:  # parked: drop the timer now
+            self._timer.cancel()
+            self._timer = None
+            self._held = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`; a held runner starts at its deadline, or at once if it passed."""
+        self.paused = None
+        self._bypass = False
+        self._attention = self.cancelled or self._run_requested
+        if self._coordination is not None:
+            self.poke()
+            return
+        if self._held and not self.cancelled:
+            self._held = False
+            self._timer = self._loop.call_at(max(self.deadline, self._loop.time()), self._spawn)
+
+    def trigger(self) -> None:
+        """Run once as soon as possible: now when idle, right after the run in progress."""
+        if self.cancelled:
+            return
+        if self.paused is not None:
+            self._bypass = True
+        if self._coordination is not None:
+            self._run_requested = True  # the store holds the request; this is for status
+            self.poke()
+            return
+        self._attention = True
+        if self.state == "running":
+            self._run_requested = True
+            return
+        if self._calendar is not None:
+            self._run_requested = True  # run_calendar runs it out of its instants
+        self.deadline = self._loop.time()
+        if self._timer is not None or self._held:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._held = False
+            self._timer = self._loop.call_soon(self._spawn)
+        elif self._wakeup is not None:
+            _wake(self._wakeup)
+
+    def poke(self) -> None:
+        """A coordinated runner waiting for its next question to the store asks it now."""
+        if self._wakeup is not None:
+            _wake(self._wakeup)
+
+    def hold(self) -> bool:
+        """At the top of a cycle: True when the runner must stop here because it is paused.
+
+        A run-now request on the paused task (``_bypass``) lets one run through.
+        """
+        if self._bypass:
+            self._bypass = False
+            return False
+        self._held = True
+        return True
+
+    def _halt(self) -> bool:
+        """At the top of ``_main`` with ``_attention`` set: True to leave (cancelled, held)."""
+        if self.cancelled:
+            return True
+        if self.paused is not None and self.hold():
+            return True
+        self._attention = self.paused is not None or self._run_requested
+        return False
 
     @property
     def thread_running(self) -> bool:
@@ -256,15 +362,21 @@ class TaskRunner:
             outcome = "success" if self.runs else None
             reason = None
             last_success = self.last_finished
-        next_run_at = None if running or self.cancelled else self.deadline + offset
+        paused = self.paused
+        state = self.state
+        waiting = not (running or self.cancelled)
+        if paused is not None and not running and not self._bypass:
+            state = "paused"
+            waiting = False
+        next_run_at = self.deadline + offset if waiting else None
         calendar = self._calendar
         if calendar is not None:  # a cron task: the next instant, in wall time
-            next_run_at = None if running or self.cancelled else calendar.next_run_at
+            next_run_at = calendar.next_run_at if waiting else None
         return TaskStatus(
             name=self.name,
             interval=None if calendar is not None else self.interval,
             timeout=self._timeout,
-            state=self.state,
+            state=state,
             runs=self.runs,
             failures=self.failures,
             consecutive_failures=self.consecutive_failures,
@@ -279,6 +391,9 @@ class TaskRunner:
             last_outcome_reason=reason,
             schedule=None if calendar is None else calendar.cron.describe(),
             skipped=0 if calendar is None else calendar.skipped,
+            paused_at=None if paused is None else paused[0],
+            paused_by=None if paused is None else paused[1],
+            run_requested=self._run_requested or self._bypass,
         )
 
     # -- the loop ------------------------------------------------------------------------------
@@ -286,6 +401,9 @@ class TaskRunner:
     def _spawn(self) -> None:
         self._timer = None
         if self.cancelled:
+            return
+        if self.paused is not None and self._coordination is None and not self._bypass:
+            self._held = True
             return
         # The scheduler holds the task; the runner does not, so a finished execution's task,
         # coroutine and context are freed at once rather than when the runner is cancelled.
@@ -317,7 +435,9 @@ class TaskRunner:
         # question costs as much as the rest of the bookkeeping. A level changed at run time
         # still takes effect within microseconds.
         recheck = _RECHECK_LOGGING
-        while not self.cancelled:
+        while True:
+            if self._attention and self._halt():
+                return
             keep = True  # False: continue on a fresh asyncio task (the "park" wait)
             if fast and scheduler._plain and not (self.consecutive_failures or verbose):
                 # The fast path: what _execute and _end record for a success without hooks.
@@ -352,8 +472,13 @@ class TaskRunner:
             else:
                 keep = await self._execute(clock())
                 wait = self.deadline - clock()
-            if self.cancelled:
-                return
+            if self._attention:
+                if self.cancelled:
+                    return
+                if self._run_requested:  # asked during a run the fast path recorded
+                    self._run_requested = False
+                    self.deadline = clock()
+                    wait = 0.0
             if not keep or wait >= _PARK_AFTER:
                 self._park()
                 return
@@ -616,6 +741,9 @@ class TaskRunner:
         if self._thread is None:
             self.state = "snoozed"
             self.deadline = now + snooze.seconds
+            if self._run_requested and self._calendar is None:
+                self._run_requested = False  # run now was asked for during this run
+                self.deadline = now
 
     def _not_success(self, outcome: Outcome, reason: str | None) -> None:
         """Keep the outcome of the run about to be counted, which did not succeed."""
@@ -644,6 +772,9 @@ class TaskRunner:
 
     def _wait(self) -> float:
         """Seconds from a completion to the next start: interval, backoff, jitter."""
+        if self._run_requested and self._calendar is None:
+            self._run_requested = False  # run now was asked for during the run that ended
+            return 0.0
         if self._calendar is not None:
             return self._calendar.wait_after_run(self)
         wait = self.interval

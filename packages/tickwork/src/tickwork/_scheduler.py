@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tickwork import _clock
 from tickwork._calendar import Calendar
-from tickwork._coordinated import Coordination
+from tickwork._coordinated import Coordination, _Failed, paused_at
 from tickwork._cron import DEFAULT_GRACE, CronExpression, CronSpec, check_cron_options
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
@@ -30,7 +30,7 @@ from tickwork._spec import (
     is_async_callable,
 )
 from tickwork._status import ShutdownReport, TaskStatus
-from tickwork.coordination._protocol import Coordinator
+from tickwork.coordination._protocol import Control, Coordinator, TaskDecl
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -128,10 +128,11 @@ class Scheduler:
 
     def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
         coordination = self._coordination
-        if coordination is None or not singleton:
+        if coordination is None:
             return None
+        # Every task, singleton or not, obeys the store's pauses: the heartbeat mirrors them.
         coordination.ensure_running(loop)
-        return coordination
+        return coordination if singleton else None
 
     # -- registration -------------------------------------------------------------------------
 
@@ -420,6 +421,142 @@ class Scheduler:
     def list_tasks(self) -> list[str]:
         """Return the names of the scheduled tasks, in registration order."""
         return list(self._runners)
+
+    # -- operators' controls --------------------------------------------------------------------
+
+    async def pause_task(self, name: str, *, by: str | None = None) -> TaskStatus:
+        """Pause ``name``: no run starts until :meth:`resume_task`; the task stays scheduled.
+
+        A run in progress is not interrupted; it ends as usual and the task then waits. Status
+        reads ``"paused"`` with ``paused_at`` and ``paused_by``. Pausing a paused task changes
+        nothing (the first pause's time and author stay). :meth:`cancel_task` removes a paused
+        task as any other; :meth:`trigger` runs it once and it stays paused.
+
+        With a coordinator the pause is stored in it first: every replica's runner obeys it
+        (the holder at its next start, replicas that are waiting within one heartbeat) and it
+        survives restarts and deploys, also of a task cancelled and scheduled again under the
+        same name. Without one it lives in this process only.
+
+        Args:
+            name: The task.
+            by: Who asks, in words (``"alice via the CLI"``): status and the log show it.
+
+        Returns:
+            The task's status right after the pause.
+
+        Raises:
+            SchedulerError: ``"not_scheduled"`` (no task of that name), ``"shut_down"``, or
+                ``"coordinator_unavailable"`` (the coordinator could not store it: nothing
+                changed).
+        """
+        runner = self._controlled(name)
+        wall = _clock.wall_time(runner._loop)
+        at = wall
+        coordination = self._coordination
+        if coordination is not None:
+            control = await self._store(
+                runner, coordination, lambda c: c.set_paused(name, True, by=by)
+            )
+            at = paused_at(control.paused_for, _clock.wall_time(runner._loop))
+            by = control.paused_by
+            runner = self._controlled(name, runner)
+        runner.pause(at, by)
+        _log.info("Task %s paused by %s", name, by or "the application", extra={"task": name})
+        return self.task_status(name)
+
+    async def resume_task(self, name: str, *, by: str | None = None) -> TaskStatus:
+        """Undo :meth:`pause_task`: the task runs at its due time again.
+
+        A task whose due time passed while it was paused runs once at once, not once per
+        missed interval; a calendar task's missed instants coalesce under its
+        ``misfire_grace``; a snooze in force when the task was paused still holds. Resuming a
+        task that is not paused changes nothing. With a coordinator, as for ``pause_task``.
+
+        Args:
+            name: The task.
+            by: Who asks, in words, for the log.
+
+        Returns:
+            The task's status right after.
+
+        Raises:
+            SchedulerError: As for :meth:`pause_task`.
+        """
+        runner = self._controlled(name)
+        coordination = self._coordination
+        if coordination is not None:
+            await self._store(runner, coordination, lambda c: c.set_paused(name, False, by=by))
+            runner = self._controlled(name, runner)
+        runner.resume()
+        _log.info("Task %s resumed by %s", name, by or "the application", extra={"task": name})
+        return self.task_status(name)
+
+    async def trigger(self, name: str, *, by: str | None = None) -> TaskStatus:
+        """Run ``name`` once now: at once when it is idle, right after the run in progress.
+
+        Never overlaps: several requests before the run starts make one run. A paused task
+        runs once and stays paused. Afterwards the task waits its interval (or, for a calendar
+        task, its next instant) from the end of that run. With a coordinator the request is
+        stored in it: the first replica free to take the task's lease runs it (this one, unless
+        another holds it); a task with ``singleton=False`` runs on this replica.
+
+        Args:
+            name: The task.
+            by: Who asks, in words, for the log.
+
+        Returns:
+            The task's status right after the request: an idle task due now (it starts on
+            the loop's next iteration), or ``run_requested`` while a run is in progress.
+
+        Raises:
+            SchedulerError: As for :meth:`pause_task`.
+        """
+        runner = self._controlled(name)
+        coordination = runner._coordination
+        if coordination is not None:
+            await self._store(runner, coordination, lambda c: c.request_run(name))
+            runner = self._controlled(name, runner)
+        runner.trigger()
+        _log.info("Task %s triggered by %s", name, by or "the application", extra={"task": name})
+        return self.task_status(name)
+
+    def _controlled(self, name: str, runner: TaskRunner | None = None) -> TaskRunner:
+        """The runner of ``name`` (still ``runner`` after an await), or SchedulerError."""
+        found = self._runners.get(check_name(name))
+        if found is None or (runner is not None and found is not runner):
+            raise SchedulerError("shut_down" if self._closed else "not_scheduled", name)
+        return found
+
+    async def _store(
+        self,
+        runner: TaskRunner,
+        coordination: Coordination,
+        action: Callable[[Coordinator], Awaitable[Control | None]],
+    ) -> Control:
+        """Write an operator's control to the coordinator; declare the task's row if needed."""
+        name = runner.name
+        coordinator = coordination.coordinator
+        coordination.actions += 1
+        coordination.ensure_running(runner._loop)
+        try:
+            async with asyncio.timeout(max(1.0, coordinator.ttl / 3)):
+                await coordination.wait_started()
+        except TimeoutError:
+            raise SchedulerError("coordinator_unavailable", name) from None
+        for attempt in range(2):
+            answer = await coordination.call("control", action(coordinator))
+            coordination.actions += 1  # a heartbeat that overlapped the write must not undo it
+            if isinstance(answer, Control):
+                return answer
+            if answer is not None or attempt:  # the call failed
+                break
+            # No row yet (the runner has not declared the task, or it is not a singleton).
+            decl = TaskDecl(name, runner.interval, runner.run_immediately)
+            if runner._calendar is not None:
+                decl = runner._calendar.declaration(runner, _clock.wall_time(runner._loop))
+            if isinstance(await coordination.call("declare", coordinator.declare([decl])), _Failed):
+                break
+        raise SchedulerError("coordinator_unavailable", name)
 
     # -- status ---------------------------------------------------------------------------------
 

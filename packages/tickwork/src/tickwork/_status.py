@@ -13,15 +13,18 @@ from tickwork._hooks import Outcome
 
 __all__ = ["ShutdownReport", "TaskState", "TaskStatus"]
 
-TaskState = Literal["scheduled", "running", "snoozed"]
+TaskState = Literal["scheduled", "running", "snoozed", "paused"]
 """What a task is doing: one type for the runner and for :class:`TaskStatus`.
 
 - ``"scheduled"``: waiting for its next run (the interval, or the backoff after failures);
 - ``"running"``: an execution is under way (or a timed-out plain function's thread still runs);
-- ``"snoozed"``: waiting for its next run after a run that raised :class:`tickwork.Snooze`.
+- ``"snoozed"``: waiting for its next run after a run that raised :class:`tickwork.Snooze`;
+- ``"paused"``: paused by an operator (:meth:`tickwork.Scheduler.pause_task`): no run starts
+  until :meth:`~tickwork.Scheduler.resume_task` (a run in progress shows ``"running"`` until
+  it ends).
 
 .. versionchanged:: 0.3.0
-   ``"snoozed"``.
+   ``"snoozed"``, ``"paused"``.
 """
 
 
@@ -47,7 +50,8 @@ class TaskStatus:
         last_duration: Seconds the latest finished execution took, or None.
         last_error: ``"ExceptionType: message"`` of the latest failure while failures are
             consecutive; None after a success.
-        next_run_at: When the next execution is due, or None while one is running.
+        next_run_at: When the next execution is due, or None while one is running or the
+            task is paused.
         running_for: Seconds the current execution has been running, or None.
         last_outcome: How the latest finished execution ended (:data:`tickwork.Outcome`:
             ``"success"``, ``"failure"``, ``"timeout"``, ``"snoozed"``, ``"lease_lost"``), or
@@ -58,12 +62,17 @@ class TaskStatus:
         schedule: For a calendar task ``{"kind": "cron", "expression": ..., "tz": ...}``;
             None for an interval task.
         skipped: A calendar task's instants that did not run: they passed while a run was
-            going, or were missed (suspend, downtime, a clock step) and coalesced into a newer
-            one or older than ``misfire_grace``. Always 0 for an interval task.
+            going, or were missed (suspend, downtime, a clock step, a pause) and coalesced into
+            a newer one or older than ``misfire_grace``. Always 0 for an interval task.
+        paused_at: When the task was paused (epoch seconds), or None when it is not paused.
+            With a coordinator, the first pause cluster-wide, on the coordinator's clock.
+        paused_by: Who paused it (the ``by`` given to ``pause_task``), or None.
+        run_requested: A run-now request (:meth:`tickwork.Scheduler.trigger`) waits: for the
+            run in progress to end, or, with a coordinator, for the task's lease.
 
     .. versionchanged:: 0.3.0
-       ``last_outcome``, ``last_outcome_reason``, the state ``"snoozed"``, ``schedule`` and
-       ``skipped``.
+       ``last_outcome``, ``last_outcome_reason``, the states ``"snoozed"`` and ``"paused"``,
+       ``schedule``, ``skipped``, ``paused_at``, ``paused_by`` and ``run_requested``.
     """
 
     name: str
@@ -84,6 +93,9 @@ class TaskStatus:
     last_outcome_reason: str | None = None
     schedule: dict[str, str] | None = None
     skipped: int = 0
+    paused_at: float | None = None
+    paused_by: str | None = None
+    run_requested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-safe dict, keyed by field name."""
