@@ -7,6 +7,7 @@ and real Redis on their servers' clocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -130,19 +131,27 @@ def pgbouncer_dsn() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.external_service),
-        pytest.param("redis", marks=pytest.mark.external_service),
-        pytest.param("pgbouncer", marks=pytest.mark.external_service),
-    ]
-)
+# The stores every cluster-level test of this folder runs on; the contract suite adds SQLite.
+BACKENDS = [
+    "memory",
+    pytest.param("postgresql", marks=pytest.mark.external_service),
+    pytest.param("redis", marks=pytest.mark.external_service),
+    pytest.param("pgbouncer", marks=pytest.mark.external_service),
+]
+
+
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """A fresh cluster store: a MemoryStore on a manual clock, or a PostgreSQL schema of its own."""
+    """A fresh cluster store: a MemoryStore on a manual clock, or a real server's of its own."""
+    async with open_backend(request.param, request) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def open_backend(name: str, request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """A fresh cluster store named ``name`` (one of BACKENDS, or ``"sqlite"``), cleaned after."""
     cluster = f"c{uuid.uuid4().hex[:8]}"
-    if request.param == "memory":
+    if name == "memory":
         clock = ManualClock()
         store = MemoryStore(clock=clock, heartbeat=1.0)
 
@@ -157,7 +166,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield Backend("memory", make_memory, advance_memory)
         return
 
-    if request.param == "sqlite":
+    if name == "sqlite":
         sqlite = _sqlite_backend(cluster, request.getfixturevalue("tmp_path"))
         try:
             yield sqlite
@@ -169,7 +178,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async def advance_real(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    if request.param == "redis":
+    if name == "redis":
         require_service("Redis", "127.0.0.1", 6379)
         from tickwork.coordination.redis import RedisCoordinator
 
@@ -199,7 +208,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     from tickwork.coordination.postgres import PostgresCoordinator
 
     # Through PgBouncer in transaction pooling mode: the same contract must hold.
-    dsn = request.getfixturevalue("pgbouncer_dsn") if request.param == "pgbouncer" else PG_DSN
+    dsn = request.getfixturevalue("pgbouncer_dsn") if name == "pgbouncer" else PG_DSN
     schema = f"tw_{uuid.uuid4().hex[:12]}"
 
     def make_postgres(**kwargs: object) -> Coordinator:
@@ -208,7 +217,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         kwargs.setdefault("cluster", cluster)
         return PostgresCoordinator(dsn, schema=schema, **kwargs)  # type: ignore[arg-type]
 
-    made = Backend(request.param, make_postgres, advance_real)
+    made = Backend(name, make_postgres, advance_real)
     try:
         yield made
     finally:

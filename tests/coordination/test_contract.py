@@ -7,14 +7,22 @@ grants one run as soon as no lease is live, and heartbeats hand both to every re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tickwork.coordination import Busy, Control, Grant, TaskDecl
 
-from .conftest import Backend
+from .conftest import BACKENDS, Backend, open_backend
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(params=[BACKENDS[0], "sqlite", *BACKENDS[1:]])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The folder's stores plus SQLite, whose replicas share one connection (one process)."""
+    async with open_backend(request.param, request) as made:
+        yield made
 
 
 async def test_first_acquire_is_granted_and_a_peer_waits(backend: Backend) -> None:
