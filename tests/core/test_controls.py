@@ -296,7 +296,7 @@ async def test_pause_from_inside_the_task_holds_after_this_run() -> None:
         assert len(starts) == 1
 
 
-async def test_a_calendar_task_that_snoozes_runs_again_after_the_snooze_before_the_next_instant() -> (
+async def test_a_snoozing_calendar_task_runs_again_after_the_snooze_before_the_next_instant() -> (
     None
 ):
     """Snooze(600) in an hourly task: again 10 min later (no retry used up), then on the hour."""
