@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tickwork import current_lease
+from tickwork import SchedulerError, current_lease
 from tickwork.testing import SimulatedCluster, run
 
 INTERVAL = 5.0
@@ -140,3 +140,92 @@ def test_a_partitioned_holder_with_a_slow_clock_is_refused_by_the_fence() -> Non
     assert refused == ["replica-1"]
     assert len(accepted) >= 5
     assert set(accepted) == {"replica-2"}
+
+
+@dataclass(frozen=True)
+class Action:
+    at: float
+    kind: str
+    replica: int
+
+
+actions = st.builds(
+    Action,
+    at=st.floats(0.0, 40.0),
+    kind=st.sampled_from(["pause", "resume", "trigger", "crash", "partition"]),
+    replica=st.integers(0, 2),
+)
+
+
+async def _operated(plan: list[Action]) -> tuple[list[Run], list[tuple[float, float]], list[float]]:
+    """Operators pause, resume and trigger through random replicas amid crashes and cuts."""
+    cluster = SimulatedCluster(3, ttl=TTL, heartbeat=1.0)
+    committed: list[Run] = []
+
+    async def job() -> None:
+        lease = current_lease()
+        assert lease is not None
+        start = cluster.store.now()
+        await asyncio.sleep(BODY)
+        if cluster.fenced_write():
+            committed.append(Run(lease.token, lease.replica, start, cluster.store.now()))
+
+    cluster.schedule_task("job", INTERVAL, job)
+    loop = asyncio.get_running_loop()
+    paused: list[tuple[float, float]] = []  # (pause stored, resume asked) on the store's clock
+    paused_since: float | None = None
+    triggers: list[float] = []
+    for action in plan:
+        await asyncio.sleep(action.at)
+        alive = cluster.alive
+        replica = alive[action.replica % len(alive)]
+        index = cluster.replicas.index(replica)
+        if action.kind in ("crash", "partition"):
+            if action.kind == "crash":
+                await cluster.crash(index)
+                await asyncio.sleep(TTL)
+                cluster.add_replica()
+            else:
+                cluster.partition(index)
+                await asyncio.sleep(TTL)
+                cluster.partition(index, cut=False)
+            continue
+        try:
+            if action.kind == "pause":
+                await replica.scheduler.pause_task("job", by="model")
+                if paused_since is None:
+                    paused_since = loop.time()
+            elif action.kind == "resume":
+                asked = loop.time()
+                await replica.scheduler.resume_task("job")
+                if paused_since is not None:
+                    paused.append((paused_since, asked))
+                    paused_since = None
+            else:
+                triggers.append(loop.time())
+                await replica.scheduler.trigger("job")
+        except SchedulerError as exc:
+            if exc.code != "coordinator_unavailable":  # a partitioned replica refuses; else a bug
+                raise
+    if paused_since is not None:
+        paused.append((paused_since, float("inf")))
+    await asyncio.sleep(30.0)
+    await cluster.shutdown()
+    return committed, paused, triggers
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=st.lists(actions, max_size=12))
+def test_operator_actions_amid_faults_keep_pauses_and_never_overlap(plan: list[Action]) -> None:
+    """No run starts while paused but for run-now requests (one each); never two at once."""
+    committed, paused, triggers = run(_operated(plan))
+    for earlier, later in itertools.pairwise(committed):
+        assert later.token > earlier.token
+        assert later.start >= earlier.end
+    for begin, end in paused:
+        started = [r.start for r in committed if begin + 1e-6 < r.start < end]
+        asked = [t for t in triggers if t < end]
+        assert len(started) <= len(asked), (begin, end, started, asked)
+    if not paused or paused[-1][1] != float("inf"):  # not paused at the end: it runs again
+        resumed = paused[-1][1] if paused else 0.0
+        assert any(resumed <= r.start <= resumed + INTERVAL + BODY + TTL + 5 for r in committed)

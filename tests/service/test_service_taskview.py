@@ -154,6 +154,10 @@ async def test_metrics_drop_the_series_of_cancelled_tasks() -> None:
         count = registry.get_sample_value("tickwork_task_duration_seconds_count", {"task": "kept"})
         assert count == 1
         assert registry.get_sample_value("tickwork_task_running", {"task": "kept"}) == 0
+        assert registry.get_sample_value("tickwork_task_paused", {"task": "kept"}) == 0
+        await scheduler.pause_task("kept")
+        metrics.render()
+        assert registry.get_sample_value("tickwork_task_paused", {"task": "kept"}) == 1
 
 
 def test_metrics_drop_a_late_finish_of_a_cancelled_task() -> None:

@@ -128,10 +128,11 @@ class Scheduler:
 
     def _coordinate(self, loop: asyncio.AbstractEventLoop, singleton: bool) -> Coordination | None:
         coordination = self._coordination
-        if coordination is None or not singleton:
+        if coordination is None:
             return None
+        # Every task, singleton or not, obeys the store's pauses: the heartbeat mirrors them.
         coordination.ensure_running(loop)
-        return coordination
+        return coordination if singleton else None
 
     # -- registration -------------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class ClusterStatus:
                             "failures": t.failures,
                             "last_outcome": t.last_outcome,
                             "paused": t.paused,
+                            "paused_for": _round(t.paused_for),
+                            "paused_by": t.paused_by,
+                            "run_requested": t.run_requested,
                             "orphaned": t.orphaned,
                         }
                         for t in view.tasks

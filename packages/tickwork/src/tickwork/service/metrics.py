@@ -11,6 +11,7 @@ scrape time, so they are never stale). Exported, with the ``task`` label where i
 ``tickwork_task_duration_seconds``          histogram  execution durations
 ``tickwork_task_lateness_seconds``          histogram  start delay against the due time
 ``tickwork_task_running``                   gauge      1 while an execution runs
+``tickwork_task_paused``                    gauge      1 while an operator has it paused
 ``tickwork_task_last_success_timestamp_seconds``  gauge  epoch of the last success
 ``tickwork_task_overdue_seconds``           gauge      how far past due a waiting task is
 ``tickwork_event_loop_lag_seconds``         gauge      current event-loop lag
@@ -242,14 +243,16 @@ class _StatusCollector(Collector):
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        running, last_success, overdue, lag = self._families()
+        running, paused, last_success, overdue, lag = self._families()
         now = time.time()
         for status in self._metrics._scheduler.status():
             running.add_metric([status.name], 1.0 if status.state == "running" else 0.0)
+            paused.add_metric([status.name], 0.0 if status.paused_at is None else 1.0)
             if status.last_success_at is not None:
                 last_success.add_metric([status.name], status.last_success_at)
             overdue.add_metric([status.name], overdue_by(status, now))
         yield running
+        yield paused
         yield last_success
         yield overdue
         monitor = self._metrics._monitor
@@ -271,10 +274,21 @@ class _StatusCollector(Collector):
 
     def _families(
         self,
-    ) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    ) -> tuple[
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+    ]:
         return (
             GaugeMetricFamily(
                 "tickwork_task_running", "1 while an execution of the task runs.", labels=["task"]
+            ),
+            GaugeMetricFamily(
+                "tickwork_task_paused",
+                "1 while the task is paused by an operator (pause_task), else 0.",
+                labels=["task"],
             ),
             GaugeMetricFamily(
                 "tickwork_task_last_success_timestamp_seconds",
