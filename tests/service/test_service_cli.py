@@ -77,6 +77,12 @@ BAD_INPUT = {
     "bad-log-format": (["run", "testapp:setup", "--log-format", "xml"], {}, SETUP_RAISES, "xml"),
     "bad-log-level-env": (["run", "x:y"], {"TICKWORK_LOG_LEVEL": "loud"}, None, "loud"),
     "unknown-flag": (["run", "testapp:setup", "--colour"], {}, SETUP_RAISES, "--colour"),
+    "allowed-host-with-port": (
+        ["run", "testapp:setup", "--allowed-host", "ops.example:8080"],
+        {},
+        SETUP_RAISES,
+        "'ops.example:8080' is not a host name or IP address",
+    ),
 }
 
 
@@ -313,6 +319,7 @@ BAD_VARIABLES = {
     "TICKWORK_MAX_CONNECTIONS": ("run", "0"),
     "TICKWORK_HEADER_TIMEOUT": ("run", "0"),
     "TICKWORK_URL": ("status", "ftp://host"),
+    "TICKWORK_ALLOWED_HOSTS": ("run", "ops.example,http://evil.example"),
 }
 
 
@@ -380,4 +387,65 @@ def test_status_table_lists_calendar_tasks_with_local_and_utc_next_run() -> None
     text = _render_table({"state": "running", "now": 1_767_225_600.0, "uptime": 1.0}, tasks)
     assert text.splitlines()[-1] == (
         "cron nightly: 0 3 * * * (Europe/Rome), next 2026-01-01 03:00 CET (02:00 UTC), skipped 1"
+    )
+
+
+ACTION_APP = """
+import asyncio
+
+async def nightly():
+    await asyncio.sleep(0)
+
+def setup(scheduler):
+    scheduler.schedule_task("nightly", 3600, nightly)
+"""
+
+
+async def test_pause_resume_trigger_commands(start_service: StartService, tmp_path: Path) -> None:
+    """``tickwork pause|trigger|resume NAME`` print one line naming the task and its state."""
+    service = await start_service(ACTION_APP, env={"TICKWORK_TOKEN": "tok"})
+    env = {"TICKWORK_URL": service.url(""), "TICKWORK_TOKEN": "tok"}
+    code, out, err = await _run(["pause", "nightly", "--by", "alice@laptop"], tmp_path, env)
+    assert (code, out, err) == (0, "paused task 'nightly': now paused\n", "")
+    code, out, _ = await _run(["status", "--json"], tmp_path, env)
+    (task,) = json.loads(out)["tasks"]
+    assert task["paused_by"] == "alice@laptop (127.0.0.1)"
+    code, out, err = await _run(["trigger", "nightly"], tmp_path, env)
+    assert code == 0, err
+    # Right after the request the run may be about to start, under way, or already done.
+    assert re.fullmatch(
+        r"triggered task 'nightly': now (scheduled, a run is requested|running|paused)\n", out
+    ), out
+    await service.wait_for_line(r"Task nightly triggered by \S+@\S+ \(127\.0\.0\.1\)")
+    code, out, err = await _run(["resume", "nightly"], tmp_path, env)
+    assert code == 0, err
+    assert out == "resumed task 'nightly': now scheduled\n"
+    await service.wait_for_line(r"INFO .*tickwork\.audit: action=resume task='nightly'")
+    await service.stop()
+
+
+async def test_action_commands_fail_in_one_line(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    """An unknown task, a missing token, and actions disabled: one line each, exit 1."""
+    service = await start_service(ACTION_APP, env={"TICKWORK_TOKEN": "tok"})
+    url = service.url("")
+    cases = [
+        (["pause", "no such task", "--token", "tok"], f"no task 'no such task' at {url}"),
+        (["pause", "nightly"], "pause 'nightly' refused (401 Unauthorized): pass --token or set"),
+    ]
+    for args, expected in cases:
+        code, out, err = await _run([*args, "--url", url], tmp_path)
+        assert code == 1, err
+        assert out == ""
+        (line,) = err.splitlines()
+        assert line.startswith("tickwork: error: " + expected), line
+    await service.stop()
+    open_service = await start_service(ACTION_APP, "--host", "0.0.0.0", wait=False)
+    port = await open_service.wait_started(serving=re.compile(r"on http://127\.0\.0\.1:(\d+) "))
+    code, _, err = await _run(["trigger", "nightly", "--url", f"http://127.0.0.1:{port}"], tmp_path)
+    assert code == 1
+    assert err == (
+        "tickwork: error: trigger 'nightly' refused (403 actions_disabled): "
+        "actions are disabled: no token and bound to 0.0.0.0\n"
     )

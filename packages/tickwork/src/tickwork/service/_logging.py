@@ -1,8 +1,9 @@
 """Logging setup for ``tickwork run``: human-readable text or one JSON object per line.
 
 JSON records carry ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, ``task``
-(when the record has a ``task`` attribute, which the core passes with ``extra={"task": name}``)
-and ``exc_info`` (the formatted traceback, when there is one).
+(when the record has a ``task`` attribute, which the core passes with ``extra={"task": name}``),
+``action``, ``client``, ``actor`` and ``result`` (the audit lines of operator actions, logger
+``tickwork.audit``) and ``exc_info`` (the formatted traceback, when there is one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ __all__ = ["LogFormat", "configure_logging"]
 LogFormat: TypeAlias = Literal["text", "json"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+# Record attributes (given with ``extra=``) that JSON lines carry as fields of their own.
+_FIELDS = ("task", "action", "client", "actor", "result")
 
 # Loggers whose INFO lines repeat ours or are noise for an operator; shown at debug level.
 _QUIET_LOGGERS = ("uvicorn.access", "uvicorn.error")
@@ -37,9 +41,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        task = getattr(record, "task", None)
-        if task is not None:
-            data["task"] = str(task)
+        for field in _FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                data[field] = str(value)
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:

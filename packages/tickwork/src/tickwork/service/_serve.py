@@ -46,6 +46,7 @@ import uvicorn
 
 from tickwork import Execution, ExecutionResult, Scheduler, ShutdownReport
 from tickwork.coordination import Coordinator
+from tickwork.service._actions import ActionPolicy, check_host_name
 from tickwork.service._connections import (
     ACCEPT_BACKLOG,
     ConnectionLimits,
@@ -90,6 +91,8 @@ class RunOptions:
     max_connections: int = 100
     header_timeout: float = 10.0
     coordinator: Coordinator | None = None
+    # Host names (besides loopback ones and the bound address) operator actions may be sent to.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class _ExitRequest:
@@ -242,7 +245,12 @@ async def _serve(
     exit_request = _ExitRequest(signals)
     hooks: list[Any] = [running, exit_request] if hook is None else [hook, running, exit_request]
     scheduler = Scheduler(hooks=hooks, coordinator=options.coordinator)
-    app = create_app(scheduler, token=options.token)
+    app = create_app(
+        scheduler,
+        token=options.token,
+        allowed_hosts=_allowed_hosts(options),
+        bind_address=sock.getsockname()[0],
+    )
     runtime: ServiceRuntime = app.state.tickwork
     runtime.state = "starting"
     server = _Server(_http_config(options, app))
@@ -258,6 +266,8 @@ async def _serve(
         if not stop.is_set():
             runtime.state = "running"
             _log_serving(options, sock, scheduler.list_tasks())
+            policy: ActionPolicy = app.state.tickwork_actions
+            logger.info("%s", policy.describe())
             await _wait_for_stop(stop, server_task, signals)
         request = requests[0]
         deadline = request.deadline
@@ -291,6 +301,18 @@ async def _serve(
         logger.warning("Exiting at once (exit code %d): %s", code, "; ".join(left_running))
         hard_exit(code)
     return code
+
+
+def _allowed_hosts(options: RunOptions) -> tuple[str, ...]:
+    """``--allowed-host`` plus ``--host`` when it names one host (not ``0.0.0.0``, ``::``)."""
+    try:
+        given = check_host_name(options.host)
+    except ValueError:
+        return options.allowed_hosts
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(given).is_unspecified:
+            return options.allowed_hosts
+    return (*options.allowed_hosts, given)
 
 
 def _log_serving(options: RunOptions, sock: socket.socket, tasks: list[str]) -> None:

@@ -1,10 +1,13 @@
-"""The ``tickwork`` command: ``tickwork run MODULE:CALLABLE`` and ``tickwork status``.
+"""The ``tickwork`` command: ``tickwork run MODULE:CALLABLE``, ``tickwork status`` and the
+operator actions ``tickwork pause|resume|trigger NAME``.
 
 Every option of ``run`` also reads an environment variable (the flag wins):
 ``TICKWORK_HOST``, ``TICKWORK_PORT``, ``TICKWORK_GRACE``, ``TICKWORK_LOG_LEVEL``,
 ``TICKWORK_LOG_FORMAT``, ``TICKWORK_TOKEN``, ``TICKWORK_FORWARDED_ALLOW_IPS``,
-``TICKWORK_MAX_CONNECTIONS``, ``TICKWORK_HEADER_TIMEOUT``; ``status`` reads ``TICKWORK_URL``
-and ``TICKWORK_TOKEN``. Prefer the environment variable for the token: a flag shows in ``ps``.
+``TICKWORK_MAX_CONNECTIONS``, ``TICKWORK_HEADER_TIMEOUT``, ``TICKWORK_ALLOWED_HOSTS``
+(comma-separated, for the repeatable ``--allowed-host``); ``status``, ``pause``, ``resume``
+and ``trigger`` read ``TICKWORK_URL`` and ``TICKWORK_TOKEN``. Prefer the environment variable
+for the token: a flag shows in ``ps``.
 
 Bad input (an unknown module or attribute, a setup that raises, a port in use, a bad flag or
 variable value) prints one line, ``tickwork: error: ...``, on stderr and exits non-zero, without
@@ -17,6 +20,7 @@ command-line input; 128 + signal number after a second signal.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import ipaddress
 import json
 import math
@@ -26,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -34,6 +39,7 @@ from click.core import ParameterSource
 
 from tickwork._extras import MissingExtraError
 from tickwork.coordination import Coordinator, CoordinatorError, from_url
+from tickwork.service._actions import MAX_ACTOR_LENGTH, Action, check_host_name
 from tickwork.service._components import truncate
 from tickwork.service._loader import LoadError, load_target
 from tickwork.service._serve import RunOptions, ServiceError, run_service
@@ -95,6 +101,23 @@ class _Host(click.ParamType[str]):
         except (socket.gaierror, UnicodeError) as exc:
             self.fail(f"cannot resolve host {value!r}: {exc}", param, ctx)
         return str(value)
+
+
+class _AllowedHost(click.ParamType[str]):
+    """A host name or IP address, no port; from the environment, a comma-separated list."""
+
+    name = "host"
+    envvar_list_splitter = ","
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        """Split ``TICKWORK_ALLOWED_HOSTS`` on commas, ignoring empty items."""
+        return [item.strip() for item in (rv or "").split(",") if item.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return check_host_name(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class _Url(click.ParamType[str]):
@@ -193,7 +216,8 @@ def cli() -> None:
     envvar="TICKWORK_TOKEN",
     default=None,
     show_default=False,
-    help="Bearer token required on /status, /metrics, /history (not /health).",
+    help="Bearer token required on /status, /metrics, /history (not /health) and on operator "
+    "actions (without it, actions work only while bound to loopback).",
 )
 @click.option(
     "--forwarded-allow-ips",
@@ -247,6 +271,17 @@ def cli() -> None:
     show_default=True,
     help="Seconds a singleton run's lease lasts without renewal.",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    cls=_EnvOption,
+    envvar="TICKWORK_ALLOWED_HOSTS",
+    type=_AllowedHost(),
+    multiple=True,
+    help="A host name (or address) clients reach the service by, accepted in the Host header "
+    "of operator actions besides loopback names and the bound address; repeatable "
+    "(TICKWORK_ALLOWED_HOSTS: comma-separated).",
+)
 def run(
     target: str,
     host: str,
@@ -261,8 +296,10 @@ def run(
     coordinator: str | None,
     cluster: str | None,
     lease_ttl: float,
+    allowed_hosts: tuple[str, ...],
 ) -> None:
-    """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history.
+    """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history and the
+    operator actions (POST /tasks/NAME/pause|resume|trigger).
 
     CALLABLE is called with the running Scheduler; it may be async, and may return an async
     context manager or an object with an async aclose() to release at shutdown. Runs until
@@ -285,6 +322,7 @@ def run(
         max_connections=max_connections,
         header_timeout=header_timeout,
         coordinator=store,
+        allowed_hosts=tuple(dict.fromkeys(allowed_hosts)),
     )
     try:
         code = run_service(options, setup)
@@ -384,6 +422,107 @@ def status(url: str, as_json: bool, token: str | None) -> None:
         click.echo(json.dumps(document, indent=2))
         return
     click.echo(_render_table(document, tasks))
+
+
+_URL_OPTION = click.option(
+    "--url",
+    cls=_EnvOption,
+    envvar="TICKWORK_URL",
+    type=_Url(),
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Base URL of the running service.",
+)
+_TOKEN_OPTION = click.option(
+    "--token", cls=_EnvOption, envvar="TICKWORK_TOKEN", default=None, help="Bearer token."
+)
+_BY_OPTION = click.option(
+    "--by",
+    default=None,
+    help="Who acts, in words, for the audit log and the task's paused_by [default: USER@HOSTNAME].",
+)
+# What each action did, for the one line printed on success.
+_DONE = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}
+
+
+@cli.command()
+@click.argument("name")
+@_URL_OPTION
+@_TOKEN_OPTION
+@_BY_OPTION
+def pause(name: str, url: str, token: str | None, by: str | None) -> None:
+    """Pause task NAME of a running service: no run starts until it is resumed."""
+    click.echo(_act("pause", name, url, token, by))
+
+
+@cli.command()
+@click.argument("name")
+@_URL_OPTION
+@_TOKEN_OPTION
+@_BY_OPTION
+def resume(name: str, url: str, token: str | None, by: str | None) -> None:
+    """Resume task NAME of a running service (it runs at once if its due time passed)."""
+    click.echo(_act("resume", name, url, token, by))
+
+
+@cli.command()
+@click.argument("name")
+@_URL_OPTION
+@_TOKEN_OPTION
+@_BY_OPTION
+def trigger(name: str, url: str, token: str | None, by: str | None) -> None:
+    """Run task NAME of a running service now (right after the run in progress, if any)."""
+    click.echo(_act("trigger", name, url, token, by))
+
+
+def _act(action: Action, name: str, url: str, token: str | None, by: str | None) -> str:
+    """POST the action; return the line to print, or raise ClickException with the reason."""
+    endpoint = f"{url.rstrip('/')}/tasks/{quote(name, safe='')}/{action}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    actor = by if by is not None else _default_actor()
+    if len(actor) > MAX_ACTOR_LENGTH or not actor.strip() or not actor.isprintable():
+        raise click.BadParameter(
+            f"must be 1 to {MAX_ACTOR_LENGTH} printable characters, got {actor!r}",
+            param_hint="--by",
+        )
+    try:
+        response = httpx.post(endpoint, json={"by": actor}, headers=headers, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {endpoint}: {exc}") from None
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise click.ClickException(
+            f"{endpoint} answered {response.status_code} {response.reason_phrase}"
+        )
+    if response.status_code == 404 and document.get("error") == "unknown task":
+        raise click.ClickException(f"no task {name!r} at {url}")
+    if response.status_code == 401:
+        raise click.ClickException(
+            f"{action} {name!r} refused (401 Unauthorized): pass --token or set TICKWORK_TOKEN"
+        )
+    if response.status_code != 200:
+        reason = document.get("message") or document.get("error") or response.reason_phrase
+        raise click.ClickException(
+            f"{action} {name!r} refused ({response.status_code} {document.get('error')}): {reason}"
+        )
+    task = document.get("status") or {}
+    state = str(task.get("state", "?"))
+    if task.get("run_requested"):
+        state += ", a run is requested"
+    return f"{_DONE[action]} task {name!r}: now {state}"
+
+
+def _default_actor() -> str:
+    """``USER@HOSTNAME``, cut to what the service accepts."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    actor = f"{user}@{socket.gethostname()}"
+    return actor[:MAX_ACTOR_LENGTH] if actor.isprintable() else "tickwork CLI"
 
 
 def _seconds(value: float | None) -> str:

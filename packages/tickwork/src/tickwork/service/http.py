@@ -1,6 +1,6 @@
-"""The service's HTTP API as a Starlette app: ``/status``, ``/health``, ``/metrics``, ``/history``.
+"""The service's HTTP API as a Starlette app: status, health, metrics, history, operator actions.
 
-Endpoints (all ``GET``):
+Read-only endpoints (``GET``):
 
 - ``/`` (and ``/static/...``): the live status page, a data-free shell that reads ``/status`` and
   ``/history`` with the token the operator gives it (see :mod:`tickwork.service._page`). It is
@@ -23,7 +23,10 @@ Endpoints (all ``GET``):
   ``ready``, ``reachable``, and when reachable ``peers`` (``replica, host, pid, alive,
   last_seen_ago, started_ago, tasks``) and ``tasks`` (``name, interval, holder, token,
   lease_expires_in, next_due_in, runs, failures, last_outcome, paused, orphaned``); durations
-  in seconds on the coordinator's clock.
+  in seconds on the coordinator's clock. ``actions``: ``{"enabled": bool, "reason": str |
+  null}``, whether the action endpoints below accept requests (``reason`` says why not, e.g.
+  ``"no token and bound to 0.0.0.0"``). Each task also carries ``paused_at``, ``paused_by``
+  and ``run_requested``.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
   ``{"NAME": [{"started_at", "duration", "outcome", "lateness", "reason"}, ...]}``, the last
@@ -33,6 +36,24 @@ Endpoints (all ``GET``):
   not echoed back); with several names, unknown ones are left out of the answer; more than 100
   names get 400.
 
+Operator actions (``POST``; see :mod:`tickwork.service._actions` for every check):
+
+- ``/tasks/{name}/pause``, ``/tasks/{name}/resume``, ``/tasks/{name}/trigger`` (``name``
+  percent-encoded): :meth:`tickwork.Scheduler.pause_task`, ``resume_task``, ``trigger``. The
+  request must be ``Content-Type: application/json`` (else 415 ``json_required``), its body
+  empty or a JSON object of at most 1 KB, optionally ``{"by": "alice@laptop"}`` (at most 100
+  printable characters; the actor recorded is then ``"alice@laptop (CLIENT)"``, else the client
+  address). ``Origin``, when sent, must be the service's own origin and ``Sec-Fetch-Site``,
+  when sent, ``same-origin`` or ``none`` (else 403 ``cross_origin``); the ``Host`` header must
+  name a loopback host (``localhost``, ``*.localhost``, ``127.0.0.0/8``, ``[::1]``), the bound
+  address or one of ``allowed_hosts`` (else 403 ``host_not_allowed``). With a ``token`` every
+  action needs it (401); without one, actions are accepted only when ``bind_address`` is a
+  loopback address (else 403 ``actions_disabled``). Same rate limit as ``/status`` (one bucket
+  per client for the three). 200 ``{"task", "action", "status": {the task as in /status}}``;
+  404 ``{"error": "unknown task"}`` (the name is not echoed); 503 ``{"error":
+  "coordinator_unavailable" | "shut_down", "message"}``. Every refusal is ``{"error": CODE,
+  "message": WORDS}``. Each attempt is one line on logger ``tickwork.audit``.
+
 Routes an application registers with :func:`tickwork.service.register_routes` (from its setup)
 are served beside these, protected like ``/status`` (token, rate limit, headers).
 
@@ -41,10 +62,10 @@ included: 401, 404, 405, 429) ``Cache-Control: no-store``. Unknown paths and met
 JSON 404/405; a trailing slash is not redirected (Starlette would build an absolute ``Location``
 from the request's ``Host`` header).
 
-With a ``token``, every endpoint but ``/health`` and ``/ready`` needs ``Authorization: Bearer
-TOKEN``; a missing or wrong token gets 401 and nothing else. Every endpoint is rate-limited per
-client address and route (``rate_limit`` requests per second, bursts of ``burst``); over the limit:
-429 with ``Retry-After``.
+With a ``token``, every endpoint but ``/health``, ``/ready`` and the page needs
+``Authorization: Bearer TOKEN``; a missing or wrong token gets 401 and nothing else. Every
+endpoint is rate-limited per client address and route (``rate_limit`` requests per second,
+bursts of ``burst``); over the limit: 429 with ``Retry-After``.
 
 Mounting in your own application: the app is a plain ASGI app. Starlette does not run a mounted
 app's lifespan, so enter it from yours (otherwise the loop monitor starts on the first request
@@ -68,7 +89,7 @@ import contextlib
 import hmac
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
 from starlette.applications import Starlette
@@ -81,6 +102,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tickwork._spec import check_finite
+from tickwork.service._actions import ActionEndpoints, ActionPolicy
 from tickwork.service._page import PAGE_ROUTES, StatusPage
 from tickwork.service._ratelimit import RateLimiter
 from tickwork.service._routes import attach_app
@@ -108,6 +130,8 @@ def create_app(
     lag_threshold: float = 1.0,
     stuck_after: float = DEFAULT_STUCK_AFTER,
     history_size: int = 100,
+    allowed_hosts: Iterable[str] = (),
+    bind_address: str | None = None,
 ) -> Starlette:
     """Return the Starlette app serving ``scheduler``'s status, health, metrics and history.
 
@@ -127,14 +151,26 @@ def create_app(
         stuck_after: Seconds after which a running execution of a task without a timeout shows
             as ``stuck``.
         history_size: Executions kept per task for ``/history``.
+        allowed_hosts: Host names or IP addresses (no port) that an action request's ``Host``
+            header may name besides the loopback ones and ``bind_address``: the names the
+            operator reaches the service by (``scheduler.internal``).
+        bind_address: The IP address the server listens on, when the caller knows it
+            (``tickwork run`` passes its own). A ``Host`` naming it is accepted (not when it
+            is ``0.0.0.0`` or ``::``), and without a ``token``, actions are accepted only when
+            it is a loopback address. None (the default): without a token, actions are
+            refused. Pass it only if clients of other machines cannot reach the app some other
+            way (a proxy on the same machine forwarding to it would make them local).
 
     Returns:
-        The app; its :class:`~tickwork.service._runtime.ServiceRuntime` is ``app.state.tickwork``.
+        The app; its :class:`~tickwork.service._runtime.ServiceRuntime` is ``app.state.tickwork``
+        and the :class:`~tickwork.service._actions.ActionPolicy` it decided
+        ``app.state.tickwork_actions``.
 
     Raises:
         TypeError: ``token`` is not a str or None.
         ValueError: ``token`` is empty, or a number is out of range (the message names it),
-            or a route registered for ``scheduler`` uses a path the service serves.
+            an allowed host is no host name or IP address, ``bind_address`` is no IP
+            address, or a route registered for ``scheduler`` uses a path the service serves.
     """
     if token is not None and not isinstance(token, str):
         raise TypeError(f"token must be a str or None, got {type(token).__name__}")
@@ -147,6 +183,11 @@ def create_app(
         lag_threshold=lag_threshold,
         stuck_after=stuck_after,
         history_size=history_size,
+    )
+    if isinstance(allowed_hosts, str):
+        raise TypeError(f"allowed_hosts must be an iterable of str, got str {allowed_hosts!r}")
+    policy = ActionPolicy.build(
+        token=token is not None, bind_address=bind_address, allowed_hosts=allowed_hosts
     )
     expected = None if token is None else token.encode()
     page = StatusPage()
@@ -173,7 +214,9 @@ def create_app(
         return guarded
 
     async def status(request: Request) -> Response:
-        return JSONResponse(await runtime.status_document(), headers=_NO_STORE)
+        document = await runtime.status_document()
+        document["actions"] = policy.document()
+        return JSONResponse(document, headers=_NO_STORE)
 
     async def health(request: Request) -> Response:
         healthy, reason = runtime.health()
@@ -240,6 +283,11 @@ def create_app(
         Route("/metrics", guard(metrics, route="metrics", protected=True), methods=["GET"]),
         Route("/history", guard(history, route="history", protected=True), methods=["GET"]),
     ]
+
+    def authorized(request: Request) -> bool:
+        return expected is None or _authorized(request, expected)
+
+    routes += ActionEndpoints(scheduler, policy, limiter, authorized, runtime.stuck_after).routes()
     routes += [
         Route(path, guard(page_file(path), route="page", protected=False), methods=["GET"])
         for path in PAGE_ROUTES
@@ -252,6 +300,7 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.tickwork = runtime
+    app.state.tickwork_actions = policy
 
     def wrap(route: Route) -> Route:
         # An app's route is rate-limited in a bucket of its own, apart from the service's.
