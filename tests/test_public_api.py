@@ -49,6 +49,7 @@ def test_coordination_all_is_pinned() -> None:
     assert tickwork.coordination.__all__ == [
         "Busy",
         "ClusterView",
+        "Control",
         "Coordinator",
         "CoordinatorError",
         "Grant",

@@ -1,4 +1,4 @@
-"""The app each chaos replica runs: two singleton tasks whose runs are audited under fencing.
+"""The app each chaos replica runs: three singleton tasks whose runs are audited under fencing.
 
 Every run records its start on the engine's clock, works a while, then writes an audit entry
 fenced by its lease: on PostgreSQL in a transaction that starts with
@@ -8,7 +8,9 @@ Configured by CHAOS_ENGINE ("postgresql" or "redis"), CHAOS_DSN and CHAOS_SCHEMA
 
 ``fast`` is a coroutine (a lost lease cancels it); ``long`` is a plain function in a worker
 thread, which cannot be cancelled: resumed after a SIGSTOP past its lease, it goes on to its
-write, and the fence must refuse it.
+write, and the fence must refuse it. ``held`` is ``fast`` under another name: the chaos test
+pauses it through one replica's HTTP API and checks that no replica starts it again, whatever
+happens to the replicas, until a run-now request runs it once.
 """
 
 from __future__ import annotations
@@ -109,12 +111,15 @@ class RedisAudit:
 async def setup(scheduler: Scheduler) -> Any:
     audit: Any = await (PostgresAudit if ENGINE == "postgresql" else RedisAudit).open(scheduler)
 
-    async def fast() -> None:
-        lease = current_lease()
-        assert lease is not None
-        started = await audit.now()
-        await asyncio.sleep(random.uniform(0.1, 0.4))
-        await audit.write("fast", lease, started)
+    def audited(name: str) -> Any:
+        async def body() -> None:
+            lease = current_lease()
+            assert lease is not None
+            started = await audit.now()
+            await asyncio.sleep(random.uniform(0.1, 0.4))
+            await audit.write(name, lease, started)
+
+        return body
 
     loop = asyncio.get_running_loop()
 
@@ -125,6 +130,7 @@ async def setup(scheduler: Scheduler) -> Any:
         time.sleep(random.uniform(2.5, 3.5))  # longer than the 2 s TTL: renewals
         asyncio.run_coroutine_threadsafe(audit.write("long", lease, started), loop).result()
 
-    scheduler.schedule_task("fast", 0.5, fast)
+    scheduler.schedule_task("fast", 0.5, audited("fast"))
     scheduler.schedule_task("long", 1.0, long)
+    scheduler.schedule_task("held", 0.5, audited("held"))
     return audit

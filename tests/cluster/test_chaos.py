@@ -5,9 +5,11 @@ proxy; "cut" stops forwarding without closing anything (the worst partition: no 
 silence) for longer than the lease, then drops the stale connections. Asserted from the audit
 entries, on the engine's clock: committed runs of a task never overlap, tokens rise in commit
 order (no stale write accepted), the frozen holders' writes were refused, the work kept going,
-and every replica is back in the cluster view. ``TICKWORK_CHAOS_SECONDS`` (default 45) sets how
-long the driver runs per engine: ``TICKWORK_CHAOS_SECONDS=1800 make test
-PYTEST_ARGS=tests/cluster`` is the long run.
+and every replica is back in the cluster view. A third task, paused through one replica's HTTP
+API early on, never starts again on any replica (killed, frozen, cut off, replaced) until a
+run-now request through another replica at the end runs it exactly once.
+``TICKWORK_CHAOS_SECONDS`` (default 45) sets how long the driver runs per engine:
+``TICKWORK_CHAOS_SECONDS=1800 make test PYTEST_ARGS=tests/cluster`` is the long run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -114,6 +117,8 @@ class Engine(Protocol):
 
     async def holders(self) -> dict[str, str]: ...
 
+    async def now(self) -> float: ...
+
     async def live(self) -> set[str]: ...
 
     async def audit(self) -> list[Entry]: ...
@@ -156,6 +161,10 @@ class Postgres:
             self.cluster,
         )
         return {row["task"]: row["holder"] for row in rows}
+
+    async def now(self) -> float:
+        value: datetime = await self.connection.fetchval("SELECT clock_timestamp()")
+        return _seconds(value)
 
     async def live(self) -> set[str]:
         rows = await self.connection.fetch(
@@ -208,6 +217,9 @@ class Redis:
     async def _now(self) -> int:
         seconds, micros = await self.client.time()
         return int(seconds * 1000 + micros // 1000)
+
+    async def now(self) -> float:
+        return await self._now() / 1000
 
     async def holders(self) -> dict[str, str]:
         now = await self._now()
@@ -280,6 +292,9 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
 
         replicas = [await start() for _ in range(3)]
         by_pid = {r.proc.pid: r for r in replicas}
+        await asyncio.sleep(2.0)  # held runs a few times first
+        await _act(replicas[0], "pause")
+        paused_at = await engine.now()
         loop = asyncio.get_running_loop()
         ends = loop.time() + CHAOS_SECONDS
         while loop.time() < ends:
@@ -316,6 +331,11 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
             by_pid[fresh.proc.pid] = fresh
         await asyncio.sleep(TTL + 3.0)  # every replica heartbeats after the last event
         live = {int(replica.split(":")[1]) for replica in await engine.live()}
+        triggered_at = await engine.now()
+        answer = await _act(replicas[-1], "trigger")
+        await asyncio.sleep(3.0)  # the run now, then the task stays paused
+        for service in replicas:
+            assert (await _status(service, "held"))["state"] == "paused", answer
         for service in replicas:
             code, _ = await service.stop(signal.SIGTERM, timeout=15)
             assert code == 0, service.output[-3000:]
@@ -333,6 +353,27 @@ async def test_no_overlap_and_no_stale_write_under_chaos(tmp_path: Path, engine:
     assert events.count("stop") >= 1
     assert events.count("cut") >= 1
     assert refused >= 1, "no write refused after a SIGSTOP: the fence was not exercised"
+    held = [e for e in audit if e.task == "held"]
+    assert any(e.started < paused_at for e in held), "held never ran before its pause"
+    after = [e for e in held if e.started > paused_at + 0.05]
+    assert len(after) == 1, f"held started {len(after)} times after its pause (1 run-now)"
+    assert after[0].started >= triggered_at - 0.05
     print(
         f"chaos {engine.env['CHAOS_ENGINE']}: events {events}, {len(audit)} runs, {refused} refused"
     )
+
+
+async def _act(service: ServiceProcess, action: str) -> dict[str, Any]:
+    """POST an operator action on the task ``held`` to ``service``, as the CLI does."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(service.url(f"/tasks/held/{action}"), json={"by": "chaos"})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def _status(service: ServiceProcess, task: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(service.url("/status"))
+    (entry,) = [t for t in response.json()["tasks"] if t["name"] == task]
+    return dict(entry)

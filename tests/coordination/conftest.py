@@ -1,8 +1,13 @@
-"""Coordinator backends for the contract suite: in-process (exact clock) and real PostgreSQL."""
+"""Coordinator backends for the contract suite.
+
+In-process and SQLite on an exact manual clock; real PostgreSQL (directly and through PgBouncer)
+and real Redis on their servers' clocks.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -125,18 +131,27 @@ def pgbouncer_dsn() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("postgresql", marks=pytest.mark.external_service),
-        pytest.param("redis", marks=pytest.mark.external_service),
-        pytest.param("pgbouncer", marks=pytest.mark.external_service),
-    ]
-)
+# The stores every cluster-level test of this folder runs on; the contract suite adds SQLite.
+BACKENDS = [
+    "memory",
+    pytest.param("postgresql", marks=pytest.mark.external_service),
+    pytest.param("redis", marks=pytest.mark.external_service),
+    pytest.param("pgbouncer", marks=pytest.mark.external_service),
+]
+
+
+@pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """A fresh cluster store: a MemoryStore on a manual clock, or a PostgreSQL schema of its own."""
+    """A fresh cluster store: a MemoryStore on a manual clock, or a real server's of its own."""
+    async with open_backend(request.param, request) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def open_backend(name: str, request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """A fresh cluster store named ``name`` (one of BACKENDS, or ``"sqlite"``), cleaned after."""
     cluster = f"c{uuid.uuid4().hex[:8]}"
-    if request.param == "memory":
+    if name == "memory":
         clock = ManualClock()
         store = MemoryStore(clock=clock, heartbeat=1.0)
 
@@ -151,10 +166,19 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield Backend("memory", make_memory, advance_memory)
         return
 
+    if name == "sqlite":
+        sqlite = _sqlite_backend(cluster, request.getfixturevalue("tmp_path"))
+        try:
+            yield sqlite
+        finally:
+            for coordinator in sqlite.made:
+                await coordinator.close()  # the shared connection closes once, at the first
+        return
+
     async def advance_real(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    if request.param == "redis":
+    if name == "redis":
         require_service("Redis", "127.0.0.1", 6379)
         from tickwork.coordination.redis import RedisCoordinator
 
@@ -184,7 +208,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     from tickwork.coordination.postgres import PostgresCoordinator
 
     # Through PgBouncer in transaction pooling mode: the same contract must hold.
-    dsn = request.getfixturevalue("pgbouncer_dsn") if request.param == "pgbouncer" else PG_DSN
+    dsn = request.getfixturevalue("pgbouncer_dsn") if name == "pgbouncer" else PG_DSN
     schema = f"tw_{uuid.uuid4().hex[:12]}"
 
     def make_postgres(**kwargs: object) -> Coordinator:
@@ -193,7 +217,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         kwargs.setdefault("cluster", cluster)
         return PostgresCoordinator(dsn, schema=schema, **kwargs)  # type: ignore[arg-type]
 
-    made = Backend(request.param, make_postgres, advance_real)
+    made = Backend(name, make_postgres, advance_real)
     try:
         yield made
     finally:
@@ -204,3 +228,32 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         finally:
             await connection.close()
+
+
+def _sqlite_backend(cluster: str, folder: Path) -> Backend:
+    """Replicas on one SQLite file, on a manual clock.
+
+    The file serves one process at a time (its lock file), so the replicas of the contract share
+    the first one's open connection: each of their calls is still one transaction of its own,
+    which is all the contract needs to hold.
+    """
+    from tickwork.coordination.sqlite import SQLiteCoordinator
+
+    clock = ManualClock()
+    path = folder / "contract.sqlite3"
+    first: list[SQLiteCoordinator] = []
+
+    async def advance_sqlite(seconds: float) -> None:
+        clock.now += seconds
+
+    def make_sqlite(**kwargs: object) -> Coordinator:
+        kwargs.setdefault("ttl", 2.0)
+        kwargs.setdefault("cluster", cluster)
+        coordinator = SQLiteCoordinator(path, clock=clock, **kwargs)  # type: ignore[arg-type]
+        if first:
+            coordinator._db = first[0]._db  # start() is then a no-op: the file is open
+        else:
+            first.append(coordinator)
+        return coordinator
+
+    return Backend("sqlite", make_sqlite, advance_sqlite)

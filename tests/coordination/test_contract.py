@@ -1,16 +1,28 @@
-"""Every coordinator keeps the protocol's contract: one holder, rising tokens, due times kept."""
+"""Every coordinator keeps the protocol's contract: one holder, rising tokens, due times kept.
+
+And the operators' controls: a pause holds on every replica until resumed, a run-now request
+grants one run as soon as no lease is live, and heartbeats hand both to every replica.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tickwork.coordination import Busy, Grant, TaskDecl
+from tickwork.coordination import Busy, Control, Grant, TaskDecl
 
-from .conftest import Backend
+from .conftest import BACKENDS, Backend, open_backend
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(params=[BACKENDS[0], "sqlite", *BACKENDS[1:]])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The folder's stores plus SQLite, whose replicas share one connection (one process)."""
+    async with open_backend(request.param, request) as made:
+        yield made
 
 
 async def test_first_acquire_is_granted_and_a_peer_waits(backend: Backend) -> None:
@@ -133,3 +145,202 @@ async def test_concurrent_acquires_grant_once(backend: Backend) -> None:
     await replicas[0].declare([TaskDecl("t", 10.0)])
     answers = await asyncio.gather(*(r.acquire("t") for r in replicas))
     assert sum(isinstance(answer, Grant) for answer in answers) == 1
+
+
+async def test_controls_on_a_missing_row_answer_none(backend: Backend) -> None:
+    """Pausing, resuming or requesting a run of a task the store has no row for: None."""
+    a = await backend.replica()
+    assert await a.set_paused("nope", True, by="alice") is None
+    assert await a.set_paused("nope", False) is None
+    assert await a.request_run("nope") is None
+    assert await a.heartbeat([]) == []
+
+
+async def test_a_paused_task_is_busy_on_every_replica_with_who_and_since_when(
+    backend: Backend,
+) -> None:
+    """A paused due task is Busy(paused=True) for all, with paused_for and paused_by."""
+    a, b = await backend.replica(), await backend.replica()
+    await a.declare([TaskDecl("t", 10.0)])
+    control = await a.set_paused("t", True, by="alice")
+    assert control is not None
+    assert (control.task, control.paused, control.paused_by) == ("t", True, "alice")
+    assert control.paused_for is not None
+    assert 0 <= control.paused_for < 0.5
+    assert not control.run_requested
+    await backend.advance(0.2)
+    for replica in (a, b):
+        busy = await replica.acquire("t")
+        assert isinstance(busy, Busy)
+        assert busy.paused
+        assert busy.holder is None
+        assert busy.paused_by == "alice"
+        assert busy.paused_for is not None
+        assert 0.15 <= busy.paused_for < 1.0
+        assert busy.wait > 0
+
+
+async def test_pausing_twice_keeps_the_first_pause(backend: Backend) -> None:
+    """A second pause (by someone else, later) keeps the first one's time and author."""
+    a = await backend.replica()
+    await a.declare([TaskDecl("t", 10.0)])
+    await a.set_paused("t", True, by="alice")
+    await backend.advance(0.3)
+    again = await a.set_paused("t", True, by="bob")
+    assert again is not None
+    assert again.paused_by == "alice"
+    assert again.paused_for is not None
+    assert again.paused_for >= 0.25
+
+
+async def test_pausing_does_not_interrupt_a_held_run(backend: Backend) -> None:
+    """The holder of a paused task renews and releases; peers see the pause and the holder."""
+    a, b = await backend.replica(), await backend.replica()
+    await a.declare([TaskDecl("t", 10.0)])
+    grant = await a.acquire("t")
+    assert isinstance(grant, Grant)
+    await b.set_paused("t", True, by="bob")
+    busy = await b.acquire("t")
+    assert isinstance(busy, Busy)
+    assert busy.paused
+    assert busy.holder == a.replica
+    assert await a.renew(grant) == a.ttl
+    assert await a.release(grant, wait=0.0, failures=0, outcome="success") == 0.0
+    after = await a.acquire("t")
+    assert isinstance(after, Busy)
+    assert after.paused
+    assert after.holder is None
+
+
+async def test_resume_keeps_the_due_time(backend: Backend) -> None:
+    """Resumed before its due time a task waits for it; due meanwhile, it runs once at once."""
+    a = await backend.replica()
+    await a.declare([TaskDecl("hourly", 3600.0, run_immediately=False), TaskDecl("t", 0.3)])
+    grant = await a.acquire("t")
+    assert isinstance(grant, Grant)
+    await a.release(grant, wait=0.3, failures=0, outcome="success")
+    for name in ("hourly", "t"):
+        await a.set_paused(name, True, by="alice")
+    await backend.advance(0.5)  # "t" falls due while paused
+    assert isinstance(await a.acquire("t"), Busy)
+    resumed = await a.set_paused("hourly", False, by="bob")
+    assert resumed == Control(task="hourly", paused=False)
+    busy = await a.acquire("hourly")
+    assert isinstance(busy, Busy)
+    assert not busy.paused
+    assert 3500 < busy.wait <= 3600
+    await a.set_paused("t", False)
+    again = await a.acquire("t")
+    assert isinstance(again, Grant)
+    assert again.token > grant.token
+    assert await a.release(again, wait=10.0, failures=0, outcome="success") == 10.0
+    later = await a.acquire("t")
+    assert isinstance(later, Busy)
+    assert 9 < later.wait <= 10
+
+
+async def test_a_run_request_grants_a_task_that_is_not_due_once(backend: Backend) -> None:
+    """request_run makes a waiting task's next acquire a grant; the grant consumes it."""
+    a, b = await backend.replica(), await backend.replica()
+    await a.declare([TaskDecl("hourly", 3600.0, run_immediately=False)])
+    control = await b.request_run("hourly")
+    assert control == Control(task="hourly", paused=False, run_requested=True)
+    grant = await b.acquire("hourly")
+    assert isinstance(grant, Grant)
+    assert isinstance(await a.acquire("hourly"), Busy)
+    assert await b.release(grant, wait=3600.0, failures=0, outcome="success") == 3600.0
+    busy = await a.acquire("hourly")
+    assert isinstance(busy, Busy)
+    assert 3500 < busy.wait <= 3600
+    view = {t.name: t for t in (await a.cluster_view()).tasks}
+    assert not view["hourly"].run_requested
+
+
+async def test_a_run_request_grants_a_paused_task_once_and_it_stays_paused(
+    backend: Backend,
+) -> None:
+    """A paused task with a run request is granted one run, then is paused again."""
+    a = await backend.replica()
+    await a.declare([TaskDecl("t", 0.1)])
+    await a.set_paused("t", True, by="alice")
+    control = await a.request_run("t")
+    assert control is not None
+    assert control.paused
+    assert control.run_requested
+    assert control.paused_by == "alice"
+    grant = await a.acquire("t")
+    assert isinstance(grant, Grant)
+    assert await a.release(grant, wait=0.1, failures=0, outcome="success") == 0.1
+    await backend.advance(0.2)
+    busy = await a.acquire("t")
+    assert isinstance(busy, Busy)
+    assert busy.paused
+    assert busy.paused_by == "alice"
+
+
+async def test_a_run_request_during_a_run_waits_and_makes_the_release_due_at_once(
+    backend: Backend,
+) -> None:
+    """Requested while held: Busy(holder) until release, which returns 0; then one grant."""
+    a, b = await backend.replica(), await backend.replica()
+    await a.declare([TaskDecl("t", 100.0)])
+    grant = await a.acquire("t")
+    assert isinstance(grant, Grant)
+    await b.request_run("t")
+    busy = await b.acquire("t")
+    assert isinstance(busy, Busy)
+    assert busy.holder == a.replica
+    assert not busy.paused
+    assert await a.release(grant, wait=100.0, failures=0, outcome="success") == 0.0
+    second = await b.acquire("t")
+    assert isinstance(second, Grant)
+    assert second.token > grant.token
+    assert await b.release(second, wait=100.0, failures=0, outcome="success") == 100.0
+    third = await a.acquire("t")
+    assert isinstance(third, Busy)
+    assert 90 < third.wait <= 100
+
+
+async def test_heartbeat_returns_the_clusters_paused_and_requested_tasks(backend: Backend) -> None:
+    """Every replica's heartbeat lists exactly its cluster's controlled tasks, by name."""
+    a, b = await backend.replica(), await backend.replica()
+    other = await backend.replica(cluster="someone-else")
+    await a.declare([TaskDecl(name, 100.0, run_immediately=False) for name in "pqrs"])
+    await other.declare([TaskDecl("p", 100.0), TaskDecl("x", 100.0)])
+    await other.set_paused("x", True, by="them")
+    await other.request_run("p")
+    assert await a.heartbeat(["p", "q"]) == []
+    await a.set_paused("p", True, by="alice")
+    await a.request_run("r")
+    await backend.advance(0.2)
+    controls = await b.heartbeat(["s"])  # b does not declare p or r: it sees them anyway
+    assert [c.task for c in controls] == ["p", "r"]
+    paused, requested = controls
+    assert (paused.paused, paused.paused_by, paused.run_requested) == (True, "alice", False)
+    assert paused.paused_for is not None
+    assert 0.15 <= paused.paused_for < 1.0
+    assert requested == Control(task="r", paused=False, run_requested=True)
+    await a.set_paused("p", False)
+    assert isinstance(await a.acquire("r"), Grant)
+    assert await b.heartbeat(["s"]) == []
+    assert [c.task for c in await other.heartbeat([])] == ["p", "x"]
+
+
+async def test_cluster_view_shows_the_controls(backend: Backend) -> None:
+    """cluster_view carries paused_for, paused_by and run_requested per task."""
+    a = await backend.replica()
+    await a.declare([TaskDecl("p", 100.0), TaskDecl("r", 100.0), TaskDecl("z", 100.0)])
+    await a.set_paused("p", True, by="alice")
+    await a.request_run("r")
+    await backend.advance(0.2)
+    tasks = {t.name: t for t in (await a.cluster_view()).tasks}
+    assert tasks["p"].paused
+    assert tasks["p"].paused_by == "alice"
+    assert tasks["p"].paused_for is not None
+    assert 0.15 <= tasks["p"].paused_for < 1.0
+    assert not tasks["p"].run_requested
+    assert tasks["r"].run_requested
+    assert not tasks["r"].paused
+    assert (tasks["r"].paused_for, tasks["r"].paused_by) == (None, None)
+    assert not tasks["z"].paused
+    assert not tasks["z"].run_requested

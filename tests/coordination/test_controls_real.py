@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,9 +16,16 @@ from tickwork import Scheduler
 from tickwork.coordination import Coordinator
 from tickwork.testing import wait_until
 
-from .conftest import Backend
+from .conftest import BACKENDS, Backend, open_backend
 
 pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+async def real_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """A real store (the in-process one runs on virtual time: tests/core/test_controls_*)."""
+    async with open_backend(request.param, request) as made:
+        yield made
 
 
 class Starts:
@@ -42,10 +50,9 @@ def _replica(backend: Backend, name: str) -> Coordinator:
 
 
 async def test_a_pause_on_one_replica_holds_on_all_and_survives_a_restart(
-    backend: Backend,
+    real_backend: Backend,
 ) -> None:
-    if backend.name == "memory":
-        pytest.skip("the in-process store runs on virtual time: tests/core/test_controls_*")
+    backend = real_backend
     starts = Starts()
     schedulers = [Scheduler(coordinator=_replica(backend, f"r{i}")) for i in range(2)]
     for i, scheduler in enumerate(schedulers):

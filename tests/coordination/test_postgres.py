@@ -193,3 +193,31 @@ def test_bad_arguments_name_the_value(kwargs: dict[str, object], message: str) -
     dsn = arguments.pop("dsn")
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         PostgresCoordinator(dsn, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+async def test_heartbeat_and_its_controls_are_one_statement(
+    schema: str, through: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat is one statement that also returns the cluster's controls, even via PgBouncer."""
+    dsn = PG_DSN if through == "direct" else request.getfixturevalue("pgbouncer_dsn")
+    coordinator = PostgresCoordinator(dsn, cluster="c", schema=schema)
+    await coordinator.start()
+    try:
+        await coordinator.declare([TaskDecl("t", 10.0)])
+        await coordinator.set_paused("t", True, by="alice")
+        statements: list[str] = []
+        fetch = coordinator._fetch
+
+        async def counting(sql: str, *args: object) -> list[object]:
+            statements.append(sql)
+            return await fetch(sql, *args)
+
+        monkeypatch.setattr(coordinator, "_fetch", counting)
+        controls = await coordinator.heartbeat(["t"])
+        assert [(c.task, c.paused_by) for c in controls] == [("t", "alice")]
+        assert len(statements) == 1
+        peers = (await coordinator.cluster_view()).peers
+        assert [p.tasks for p in peers] == [("t",)]  # the upsert ran too
+    finally:
+        await coordinator.close()

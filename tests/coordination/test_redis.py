@@ -74,3 +74,33 @@ async def test_fenced_eval_writes_only_under_the_current_lease(cluster: str) -> 
     finally:
         await a.close()
         await b.close()
+
+
+async def test_heartbeat_reads_the_controls_in_its_own_script(
+    cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One script records the heartbeat and returns the controls; forget drops a task's controls."""
+    coordinator = RedisCoordinator(REDIS_URL, cluster=cluster)
+    try:
+        await coordinator.declare([TaskDecl("t", 10.0), TaskDecl("u", 10.0)])
+        await coordinator.set_paused("t", True, by="alice")
+        await coordinator.request_run("u")
+        scripts: list[str] = []
+        script = coordinator._script
+
+        async def counting(name: str, keys: list[str], args: list[object]) -> object:
+            scripts.append(name)
+            assert all(key.startswith(f"{{tw:{cluster}}}:") for key in keys)  # one slot
+            return await script(name, keys, args)
+
+        monkeypatch.setattr(coordinator, "_script", counting)
+        controls = await coordinator.heartbeat(["t"])
+        assert [(c.task, c.paused, c.run_requested) for c in controls] == [
+            ("t", True, False),
+            ("u", False, True),
+        ]
+        assert scripts == ["heartbeat"]
+        assert await coordinator.forget("t") is True
+        assert [c.task for c in await coordinator.heartbeat([])] == ["u"]
+    finally:
+        await coordinator.close()

@@ -1,14 +1,15 @@
-"""The durable single-replica store: due times and failure counts survive a restart."""
+"""The durable single-replica store: due times, failure counts and pauses survive a restart."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tickwork import Scheduler
-from tickwork.coordination import CoordinatorError, Grant, TaskDecl, from_url
+from tickwork.coordination import Busy, CoordinatorError, Grant, TaskDecl, from_url
 from tickwork.coordination.sqlite import SQLiteCoordinator
 from tickwork.testing import run, wait_until
 
@@ -94,3 +95,62 @@ def test_sqlite_urls_name_relative_and_absolute_files(url: str, expected: Path) 
     coordinator = from_url(url, cluster="c")
     assert isinstance(coordinator, SQLiteCoordinator)
     assert coordinator.path == expected
+
+
+async def test_a_pause_survives_a_restart(tmp_path: Path) -> None:
+    """Paused, closed and reopened: the task is still paused, by the same author."""
+    first = SQLiteCoordinator(tmp_path / "s.sqlite3")
+    await first.start()
+    await first.declare([TaskDecl("t", 1.0)])
+    await first.set_paused("t", True, by="alice")
+    await first.close()
+    second = SQLiteCoordinator(tmp_path / "s.sqlite3")
+    await second.start()
+    busy = await second.acquire("t")
+    assert isinstance(busy, Busy)
+    assert busy.paused
+    assert busy.paused_by == "alice"
+    await second.close()
+
+
+async def test_a_version_1_file_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """A file written before pauses had an author gains the columns; its due times stay."""
+    from tickwork.coordination.sqlite import _SCHEMA
+
+    path = tmp_path / "s.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_SCHEMA)  # version 1, as tickwork wrote it before the migration
+    old.execute(
+        "INSERT INTO task (cluster, task, interval_s, next_due) VALUES ('default', 't', 60, 1e12)"
+    )
+    old.commit()
+    old.close()
+    coordinator = SQLiteCoordinator(path)
+    await coordinator.start()
+    busy = await coordinator.acquire("t")
+    assert isinstance(busy, Busy)
+    assert busy.wait > 3600  # the row's far due time, kept
+    control = await coordinator.set_paused("t", True, by="alice")
+    assert control is not None
+    assert control.paused_by == "alice"
+    await coordinator.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() == ("2",)
+    check.close()
+
+
+async def test_a_file_from_a_newer_tickwork_is_refused(tmp_path: Path) -> None:
+    """A schema version above this tickwork's: start() fails naming both versions."""
+    path = tmp_path / "s.sqlite3"
+    first = SQLiteCoordinator(path)
+    await first.start()
+    await first.close()
+    newer = sqlite3.connect(path)
+    newer.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
+    newer.commit()
+    newer.close()
+    with pytest.raises(CoordinatorError, match=r"version 99, newer than this tickwork's 2"):
+        await SQLiteCoordinator(path).start()
+    again = SQLiteCoordinator(path)  # the refused start released the file's lock
+    with pytest.raises(CoordinatorError, match="version 99"):
+        await again.start()

@@ -294,3 +294,37 @@ async def test_pause_from_inside_the_task_holds_after_this_run() -> None:
         await wait_until(lambda: scheduler.task_status("self").state == "paused", timeout=5)
         await idle(10)
         assert len(starts) == 1
+
+
+async def test_a_snoozing_calendar_task_runs_again_after_the_snooze_before_the_next_instant() -> (
+    None
+):
+    """Snooze(600) in an hourly task: again 10 min later (no retry used up), then on the hour."""
+    pytest.importorskip("cronsim")
+    body = Body(snooze=600.0)
+    async with Scheduler() as scheduler:
+        scheduler.schedule_cron("c", "0 * * * *", body)
+        status = scheduler.task_status("c")
+        assert status.next_run_at is not None
+        first = status.next_run_at - _epoch_offset()
+        await idle(first - now() + 1)
+        status = scheduler.task_status("c")
+        assert status.state == "snoozed"
+        assert status.next_run_at == pytest.approx(first + 600 + _epoch_offset())
+        await idle(3600)
+        # first, +600 (snoozed again), +1200, ... every 10 min within the hour, then the hour
+        assert body.starts[:3] == pytest.approx([first, first + 600, first + 1200])
+        assert first + 3600 in [pytest.approx(s) for s in body.starts]
+        assert scheduler.task_status("c").failures == 0
+
+
+async def test_a_calendar_task_snoozed_past_its_next_instant_waits_for_that_instant() -> None:
+    pytest.importorskip("cronsim")
+    body = Body(snooze=7200.0)
+    async with Scheduler() as scheduler:
+        scheduler.schedule_cron("c", "0 * * * *", body)
+        status = scheduler.task_status("c")
+        assert status.next_run_at is not None
+        first = status.next_run_at - _epoch_offset()
+        await idle(first - now() + 3601)
+        assert body.starts == pytest.approx([first, first + 3600])

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
 from tickwork import Scheduler
 from tickwork.coordination import InProcessCoordinator
 from tickwork.service import create_app
+from tickwork.service._logging import JsonFormatter
 from tickwork.service._serve import bind_socket
 from tickwork.testing import wait_until
 
@@ -41,9 +48,9 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve ``app`` on 127.0.0.1 (a free port) in this loop; yield a client for its base URL."""
-    sock = bind_socket("127.0.0.1", 0)
+async def served(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """Serve ``app`` on ``host`` (a free port) in this loop; yield a client for its base URL."""
+    sock = bind_socket(host, 0)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none")
     server = _Server(config)
@@ -51,7 +58,7 @@ async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     try:
         await wait_until(lambda: server.started or serving.done(), timeout=5)
         assert server.started
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as client:
             yield client
     finally:
         server.should_exit = True
@@ -387,6 +394,25 @@ async def test_audit_line_carries_task_action_client_actor_result(
     assert refused.__dict__["action"] == "pause"
 
 
+async def test_json_log_lines_carry_the_audit_fields(caplog: pytest.LogCaptureFixture) -> None:
+    """With ``--log-format json`` an audit line has action, task, client, actor, result fields."""
+    caplog.set_level(logging.INFO, logger="tickwork.audit")
+    async with service("job") as (_, client):
+        await client.post("/tasks/job/pause", json={"by": "carol"})
+    (record,) = [r for r in caplog.records if r.name == "tickwork.audit"]
+    line = json.loads(JsonFormatter().format(record))
+    assert {k: v for k, v in line.items() if k != "timestamp"} == {
+        "level": "INFO",
+        "logger": "tickwork.audit",
+        "message": "action=pause task='job' client=127.0.0.1 actor='carol (127.0.0.1)' result=ok",
+        "task": "job",
+        "action": "pause",
+        "client": "127.0.0.1",
+        "actor": "carol (127.0.0.1)",
+        "result": "ok",
+    }
+
+
 async def test_unreachable_coordinator_is_503() -> None:
     """When the coordinator cannot store the pause, 503 coordinator_unavailable, nothing set."""
     coordinator = InProcessCoordinator(ttl=3.0)
@@ -416,6 +442,91 @@ def test_create_app_checks_its_host_arguments() -> None:
             create_app(scheduler, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="allowed_hosts must be an iterable of str"):
         create_app(scheduler, allowed_hosts="scheduler.internal")
+
+
+CHROMIUM = os.environ.get("TICKWORK_CHROMIUM", "/usr/bin/chromium")
+
+# Another origin's page (served from 127.0.0.2) trying every way a page may post to the service.
+# The form uses the text/plain trick that makes its body look like JSON.
+EVIL_PAGE = """<!doctype html>
+<iframe name="sink"></iframe>
+<form id="form" method="POST" action="TARGET" enctype="text/plain" target="sink">
+  <input name='{"by": "evil", "x": "' value='"}'>
+</form>
+<script>
+window.results = {};
+(async () => {
+  document.getElementById("form").submit();
+  const json = {"Content-Type": "application/json"};
+  try {
+    await fetch("TARGET", {method: "POST", mode: "no-cors", headers: json, body: "{}"});
+    window.results.noCors = "sent";
+  } catch (error) {
+    window.results.noCors = "failed";
+  }
+  try {
+    const response = await fetch("TARGET", {method: "POST", headers: json, body: "{}"});
+    window.results.cors = response.status;
+  } catch (error) {
+    window.results.cors = "failed";
+  }
+  window.done = true;
+})();
+</script>
+"""
+
+
+def _require_chromium() -> None:
+    """Skip when Chromium is absent, or fail under ``CI=true``, where it must be installed."""
+    if not Path(CHROMIUM).is_file():
+        reason = f"Chromium not found at {CHROMIUM} (install it or set TICKWORK_CHROMIUM)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.mark.browser
+async def test_a_cross_origin_page_in_chromium_cannot_act(caplog: pytest.LogCaptureFixture) -> None:
+    """In real Chromium, a page of another origin can neither post a form nor fetch an action.
+
+    The form and the ``no-cors`` fetch reach the service with the page's ``Origin`` and are
+    refused; the JSON fetch needs a preflight, which the service does not answer, so the
+    browser never sends it.
+    """
+    _require_chromium()
+    from playwright.async_api import async_playwright
+
+    def audited() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "tickwork.audit"]
+
+    caplog.set_level(logging.INFO, logger="tickwork.audit")
+    async with service("job") as (scheduler, client):
+        target = str(client.base_url.join("/tasks/job/pause"))
+
+        async def evil(request: Request) -> Response:
+            return HTMLResponse(EVIL_PAGE.replace("TARGET", target))
+
+        async with (
+            served(Starlette(routes=[Route("/", evil)]), "127.0.0.2") as attacker,
+            async_playwright() as playwright,
+        ):
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(str(attacker.base_url))
+                await page.wait_for_function("window.done === true", timeout=10_000)
+                results = await page.evaluate("window.results")
+                await wait_until(lambda: len(audited()) >= 2, timeout=5)
+            finally:
+                await browser.close()
+        assert results == {"noCors": "sent", "cors": "failed"}
+        assert scheduler.task_status("job").state != "paused"
+    assert [(r.levelno, r.__dict__["result"]) for r in audited()] == [
+        (logging.WARNING, "cross_origin"),
+        (logging.WARNING, "cross_origin"),
+    ]
 
 
 IDLE_APP = """

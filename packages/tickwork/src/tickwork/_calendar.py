@@ -176,6 +176,23 @@ class Calendar:
                 return backoff
         return self.next_run_at - wall
 
+    def snoozed(self, runner: TaskRunner) -> None:
+        """The run raised ``Snooze(seconds)``: again then if before the next instant, else at it.
+
+        Not a retry: the snoozed run does not use up one of ``retries``.
+        """
+        loop = runner._loop
+        wait = max(0.0, runner.deadline - loop.time())
+        self.wait_after_run(runner)  # instants that passed during the run; the next instant
+        wall = _clock.wall_time(loop)
+        if wall + wait < self.next_at:
+            self.retry_at = wall + wait
+            self.retry_deadline = runner.deadline
+            self.attempts -= 1  # the retry branch counts an attempt; a snooze is none
+        else:
+            self.retry_at = None  # the snooze outlasts a failure's retry: the next instant
+            runner.deadline = loop.time() + (self.next_run_at - wall)
+
     def _backoff(self, failures: int) -> float:
         """The interval tasks' backoff at interval 0: doubling from 1 s up to ``max_backoff``."""
         if self.max_backoff is None:
@@ -200,7 +217,10 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
             runner._run_requested = runner._bypass = False
             calendar.take_request()
             runner.deadline = now
-            if not await runner._execute(now):
+            keep = await runner._execute(now)
+            if runner.state == "snoozed":
+                calendar.snoozed(runner)
+            if not keep:
                 _park(runner, calendar, loop.time(), _clock.wall_time(loop))
                 return
             continue
@@ -225,6 +245,8 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
             calendar.attempts += 1
         runner.deadline = due  # Execution.due_at and lateness
         keep = await runner._execute(loop.time())
+        if runner.state == "snoozed":
+            calendar.snoozed(runner)
         if not keep:  # after a BaseException: continue on a fresh asyncio task
             _park(runner, calendar, loop.time(), _clock.wall_time(loop))
             return

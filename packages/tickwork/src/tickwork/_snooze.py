@@ -38,7 +38,10 @@ class Snooze(Exception):
     is logged above DEBUG. The next run starts ``seconds`` after this one ended, instead of
     the interval (no backoff, no jitter). Until then the task's state is ``"snoozed"`` and
     its :class:`tickwork.TaskStatus` has ``last_outcome="snoozed"`` and the reason in
-    ``last_outcome_reason``; hooks get both in :class:`tickwork.ExecutionResult`.
+    ``last_outcome_reason``; hooks get both in :class:`tickwork.ExecutionResult`. In a
+    calendar task (``schedule_cron``) the snooze defers that instant's run: it runs again
+    ``seconds`` later if that is before the next instant (without using up a retry), and
+    otherwise the next instant runs as usual (as Oban does with a snoozed cron job).
 
     It works the same from a coroutine function and from a plain function (raised in its
     worker thread), within a timeout, and in a coordinated singleton task (the lease is

@@ -15,6 +15,9 @@ Design:
   sequence, so it strictly increases even across deleted rows), lease expiry, runs, consecutive
   failures, last outcome, paused flag, run-now request. Every time is the database's ``now()``;
   replicas receive durations only.
+* Operators' controls live in the task row (``paused``, ``paused_at``, ``paused_by``,
+  ``run_requested_at``); the heartbeat's upsert and the read of the cluster's paused or
+  run-requested rows are one statement (a data-modifying ``WITH``).
 * Every call is one autocommitted statement: no session advisory lock, no LISTEN, no prepared
   statement cache (``statement_cache_size=0``), so it works through a transaction-pooling
   connection pooler.
@@ -46,6 +49,7 @@ from tickwork._lease import Lease, LeaseLostError
 from tickwork.coordination._protocol import (
     Busy,
     ClusterView,
+    Control,
     CoordinatorError,
     Grant,
     PeerView,
@@ -68,6 +72,7 @@ _MIGRATION_LOCK = 0x7469636B776F726B
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # A replica not seen for this many heartbeats counts as gone.
 _ALIVE_HEARTBEATS = 3.0
+# How often a paused task is looked at again (seconds).
 _PAUSED_RECHECK = 5.0
 _MIN_WAIT = 0.05
 _ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
@@ -164,11 +169,12 @@ class PostgresCoordinator:
         self._pool: asyncpg.Pool[Any] | None = None
         self._decls: dict[str, TaskDecl] = {}
         s = self._schema
+        # A run-now request overrides both the due time and a pause (one run, consumed here).
         self._sql_acquire = f"""
             WITH c AS MATERIALIZED (
                 SELECT cluster, task FROM {s}.task
-                WHERE cluster = $1 AND task = $2 AND NOT paused
-                  AND (next_due_at <= now() OR run_requested_at IS NOT NULL)
+                WHERE cluster = $1 AND task = $2
+                  AND (run_requested_at IS NOT NULL OR (NOT paused AND next_due_at <= now()))
                   AND (lease_until IS NULL OR lease_until <= now())
                 FOR UPDATE SKIP LOCKED
             ), g AS (
@@ -179,15 +185,18 @@ class PostgresCoordinator:
                 RETURNING t.fence, t.failures
             )
             SELECT true AS granted, fence, failures, NULL::float8 AS wait, NULL::text AS holder,
-                   false AS paused
+                   false AS paused, NULL::float8 AS paused_for, NULL::text AS paused_by
             FROM g
             UNION ALL
             SELECT false, NULL, NULL,
-                   CASE WHEN paused THEN {_PAUSED_RECHECK}
+                   CASE WHEN paused AND run_requested_at IS NULL THEN {_PAUSED_RECHECK}
                         WHEN lease_until > now() THEN EXTRACT(EPOCH FROM lease_until - now())
                         ELSE EXTRACT(EPOCH FROM next_due_at - now()) END,
                    CASE WHEN lease_until > now() THEN holder END,
-                   paused
+                   paused AND run_requested_at IS NULL,
+                   CASE WHEN paused AND run_requested_at IS NULL
+                        THEN EXTRACT(EPOCH FROM now() - paused_at)::float8 END,
+                   CASE WHEN paused AND run_requested_at IS NULL THEN paused_by END
             FROM {s}.task WHERE cluster = $1 AND task = $2 AND NOT EXISTS (SELECT 1 FROM g)
         """
         self._sql_renew = f"""
@@ -196,12 +205,45 @@ class PostgresCoordinator:
               AND lease_until > now()
             RETURNING 1
         """
+        # A run-now request that came in during the run makes the task due again at once.
         self._sql_release = f"""
             UPDATE {s}.task SET holder = NULL, lease_until = NULL, finished_at = now(),
-                next_due_at = now() + make_interval(secs => $5), runs = runs + 1,
-                failures = $6, last_outcome = $7
+                next_due_at = CASE WHEN run_requested_at IS NULL
+                                   THEN now() + make_interval(secs => $5) ELSE now() END,
+                runs = runs + 1, failures = $6, last_outcome = $7
             WHERE cluster = $1 AND task = $2 AND fence = $3 AND holder = $4
-            RETURNING 1
+            RETURNING run_requested_at IS NOT NULL AS requested
+        """
+        # The control columns as Control's fields, for RETURNING and SELECT lists.
+        controls = """
+            task, paused, EXTRACT(EPOCH FROM now() - paused_at)::float8 AS paused_for,
+            paused_by, run_requested_at IS NOT NULL AS run_requested
+        """
+        # Pausing a paused task keeps the first paused_at/paused_by (SET reads the old row).
+        self._sql_set_paused = f"""
+            UPDATE {s}.task SET paused = $3,
+                paused_at = CASE WHEN NOT $3 THEN NULL WHEN paused THEN paused_at ELSE now() END,
+                paused_by = CASE WHEN NOT $3 THEN NULL WHEN paused THEN paused_by ELSE $4 END
+            WHERE cluster = $1 AND task = $2
+            RETURNING {controls}
+        """
+        self._sql_request_run = f"""
+            UPDATE {s}.task SET run_requested_at = coalesce(run_requested_at, now())
+            WHERE cluster = $1 AND task = $2
+            RETURNING {controls}
+        """
+        # One statement: the heartbeat's upsert runs whether or not the SELECT reads it (a
+        # data-modifying WITH always runs to completion), so the controls cost no round trip.
+        self._sql_heartbeat = f"""
+            WITH beat AS (
+                INSERT INTO {s}.replica (cluster, replica, host, pid, tasks)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (cluster, replica) DO UPDATE SET seen_at = now(), tasks = EXCLUDED.tasks
+                RETURNING 1
+            )
+            SELECT {controls} FROM {s}.task
+            WHERE cluster = $1 AND (paused OR run_requested_at IS NOT NULL)
+            ORDER BY task COLLATE "C"
         """
 
     @property
@@ -312,7 +354,11 @@ class PostgresCoordinator:
         if row["granted"]:
             return Grant(task=task, token=row["fence"], ttl=self._ttl, failures=row["failures"])
         return Busy(
-            wait=max(_MIN_WAIT, float(row["wait"])), holder=row["holder"], paused=row["paused"]
+            wait=max(_MIN_WAIT, float(row["wait"])),
+            holder=row["holder"],
+            paused=row["paused"],
+            paused_for=row["paused_for"],
+            paused_by=row["paused_by"],
         )
 
     async def renew(self, grant: Grant) -> float | None:
@@ -334,22 +380,24 @@ class PostgresCoordinator:
             failures,
             outcome,
         )
-        return wait if rows else None
+        if not rows:
+            return None
+        return 0.0 if rows[0]["requested"] else wait
 
-    async def heartbeat(self, tasks: Sequence[str]) -> None:
+    async def heartbeat(self, tasks: Sequence[str]) -> Sequence[Control]:
         host = self._replica.partition(":")[0]
-        await self._fetch(
-            f"""
-            INSERT INTO {self._schema}.replica (cluster, replica, host, pid, tasks)
-            VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (cluster, replica) DO UPDATE SET seen_at = now(), tasks = EXCLUDED.tasks
-            """,
-            self._cluster,
-            self._replica,
-            host,
-            os.getpid(),
-            list(tasks),
+        rows = await self._fetch(
+            self._sql_heartbeat, self._cluster, self._replica, host, os.getpid(), list(tasks)
         )
+        return [_control(row) for row in rows]
+
+    async def set_paused(self, task: str, paused: bool, *, by: str | None = None) -> Control | None:
+        rows = await self._fetch(self._sql_set_paused, self._cluster, task, paused, by)
+        return _control(rows[0]) if rows else None
+
+    async def request_run(self, task: str) -> Control | None:
+        rows = await self._fetch(self._sql_request_run, self._cluster, task)
+        return _control(rows[0]) if rows else None
 
     async def cluster_view(self) -> ClusterView:
         s = self._schema
@@ -365,7 +413,9 @@ class PostgresCoordinator:
         )
         tasks = await self._fetch(
             f"""
-            SELECT task, interval_s, fence, runs, failures, last_outcome, paused,
+            SELECT task, interval_s, fence, runs, failures, last_outcome, paused, paused_by,
+                   EXTRACT(EPOCH FROM now() - paused_at)::float8 AS paused_for,
+                   run_requested_at IS NOT NULL AS run_requested,
                    CASE WHEN lease_until > now() THEN holder END AS holder,
                    EXTRACT(EPOCH FROM lease_until - now())::float8 AS lease_in,
                    EXTRACT(EPOCH FROM next_due_at - now())::float8 AS due_in
@@ -399,6 +449,9 @@ class PostgresCoordinator:
                 last_outcome=t["last_outcome"],
                 paused=t["paused"],
                 orphaned=t["task"] not in declared,
+                paused_for=t["paused_for"],
+                paused_by=t["paused_by"],
+                run_requested=t["run_requested"],
             )
             for t in tasks
         )
@@ -427,6 +480,16 @@ class PostgresCoordinator:
             pass  # leaving is best effort: a peer that stops heartbeating is gone anyway
         finally:
             await pool.close()
+
+
+def _control(row: Any) -> Control:
+    return Control(
+        task=row["task"],
+        paused=row["paused"],
+        paused_for=row["paused_for"],
+        paused_by=row["paused_by"],
+        run_requested=row["run_requested"],
+    )
 
 
 def _guard_sql(lease: Lease, schema: str) -> str:

@@ -8,8 +8,11 @@ Needs the ``[redis]`` extra (``pip install 'tickwork[redis]'``, redis-py)::
     async with Scheduler(coordinator=coordinator) as scheduler: ...
 
 Design: one hash per task (``{tw:CLUSTER}:task:NAME``: due time, holder, fencing token, lease
-expiry, runs, failures, outcome, paused, run-now request), a fence counter (``INCR``), a set of
-task names and two hashes of replicas (their declaration and when they were last seen). Every
+expiry, runs, failures, outcome), a fence counter (``INCR``), a set of task names, hashes of
+replicas (their declaration, when they joined and were last seen) and one hash of operators'
+controls (``{tw:CLUSTER}:controls``: ``p:NAME`` paused since, ``b:NAME`` paused by, ``r:NAME``
+a run-now request), so that a heartbeat reads the cluster's controls from a key it declares,
+in the same script, without visiting every task. Every
 change is one Lua script that reads the time with ``TIME`` on the server, so replicas only ever
 see durations; renew and release compare the holder and the token first. Every key of a cluster
 carries the same hash tag, so all of them live in one slot and Redis Cluster works.
@@ -36,6 +39,7 @@ from tickwork._lease import Lease, LeaseLostError
 from tickwork.coordination._protocol import (
     Busy,
     ClusterView,
+    Control,
     CoordinatorError,
     Grant,
     PeerView,
@@ -51,6 +55,7 @@ import redis.exceptions  # noqa: E402
 __all__ = ["RedisCoordinator", "check"]
 
 _ALIVE_HEARTBEATS = 3.0
+# How often a paused task is looked at again (milliseconds).
 _PAUSED_RECHECK_MS = 5000
 _MIN_WAIT = 0.05
 _ERRORS = (OSError, redis.exceptions.RedisError, TimeoutError)
@@ -74,7 +79,7 @@ for i = 1, n do
     local due = now
     if ARGV[2 * i] == '0' then due = now + math.floor(interval * 1000) end
     redis.call('HSET', key, 'interval', ARGV[2 * i - 1], 'next_due_ms', due, 'fence', 0,
-               'runs', 0, 'failures', 0, 'paused', 0, 'run_requested', 0)
+               'runs', 0, 'failures', 0)
   else
     redis.call('HSET', key, 'interval', ARGV[2 * i - 1])
   end
@@ -84,22 +89,26 @@ return n
 """
 )
 
-# KEYS: task hash, fence counter. ARGV: replica, ttl_ms.
+# KEYS: task hash, fence counter, controls hash. ARGV: replica, ttl_ms, task name.
+# A run-now request (r:NAME) overrides the due time and a pause; the grant consumes it.
 _ACQUIRE = (
     _NOW
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {2} end
-local h = redis.call('HMGET', KEYS[1], 'next_due_ms', 'lease_until_ms', 'holder', 'paused',
-                     'run_requested', 'failures')
+local h = redis.call('HMGET', KEYS[1], 'next_due_ms', 'lease_until_ms', 'holder', 'failures')
+local c = redis.call('HMGET', KEYS[3], 'p:' .. ARGV[3], 'b:' .. ARGV[3], 'r:' .. ARGV[3])
 local due = tonumber(h[1]) or 0
 local lease = tonumber(h[2]) or 0
-if h[4] == '1' then return {0, PAUSED_RECHECK_MS, h[3] or '', 1} end
-if lease > now then return {0, lease - now, h[3] or '', 0} end
-if due > now and h[5] ~= '1' then return {0, due - now, '', 0} end
+local holder = ''
+if lease > now then holder = h[3] or '' end
+if c[1] and not c[3] then return {0, PAUSED_RECHECK_MS, holder, 1, now - tonumber(c[1]), c[2]} end
+if lease > now then return {0, lease - now, holder, 0} end
+if due > now and not c[3] then return {0, due - now, '', 0} end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'fence', fence,
-           'lease_until_ms', now + tonumber(ARGV[2]), 'started_ms', now, 'run_requested', 0)
-return {1, fence, tonumber(h[6]) or 0}
+           'lease_until_ms', now + tonumber(ARGV[2]), 'started_ms', now)
+redis.call('HDEL', KEYS[3], 'r:' .. ARGV[3])
+return {1, fence, tonumber(h[4]) or 0}
 """.replace("PAUSED_RECHECK_MS", str(_PAUSED_RECHECK_MS))
 )
 
@@ -114,29 +123,68 @@ return 1
 """
 )
 
-# KEYS: task hash. ARGV: replica, fence, wait_ms, failures, outcome.
+# KEYS: task hash, controls hash. ARGV: replica, fence, wait_ms, failures, outcome, task name.
+# Returns 0 (superseded), 1 (due in wait_ms) or 2 (a run-now request waits: due at once).
 _RELEASE = (
     _NOW
     + """
 local h = redis.call('HMGET', KEYS[1], 'holder', 'fence')
 if h[1] ~= ARGV[1] or h[2] ~= ARGV[2] then return 0 end
+local answer, wait = 1, tonumber(ARGV[3])
+if redis.call('HEXISTS', KEYS[2], 'r:' .. ARGV[6]) == 1 then answer, wait = 2, 0 end
 redis.call('HDEL', KEYS[1], 'holder', 'lease_until_ms')
-redis.call('HSET', KEYS[1], 'finished_ms', now, 'next_due_ms', now + tonumber(ARGV[3]),
+redis.call('HSET', KEYS[1], 'finished_ms', now, 'next_due_ms', now + wait,
            'failures', ARGV[4], 'last_outcome', ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'runs', 1)
-return 1
+return answer
 """
 )
 
-# KEYS: replicas hash, seen hash. ARGV: replica, its description (JSON).
+# KEYS: replicas hash, seen hash, joined hash, controls hash. ARGV: replica, its description
+# (JSON). Returns the server time and the controls hash, flattened.
 _HEARTBEAT = (
     _NOW
     + """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], now)
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then redis.call('HSET', KEYS[3], ARGV[1], now) end
-return now
+return {now, redis.call('HGETALL', KEYS[4])}
 """
+)
+
+# The control of ARGV[1] after a change: {paused since (ms) or nil, paused by or nil,
+# run requested (1) or nil, now}.
+_CONTROL = """
+local c = redis.call('HMGET', KEYS[2], 'p:' .. ARGV[1], 'b:' .. ARGV[1], 'r:' .. ARGV[1])
+return {c[1], c[2], c[3], now}
+"""
+
+# KEYS: task hash, controls hash. ARGV: task name, paused (0/1), by given (0/1), by.
+# Pausing a paused task keeps the first pause's time and author; resuming clears both.
+_SET_PAUSED = (
+    _NOW
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[2] == '1' then
+  if redis.call('HSETNX', KEYS[2], 'p:' .. ARGV[1], now) == 1 then
+    if ARGV[3] == '1' then redis.call('HSET', KEYS[2], 'b:' .. ARGV[1], ARGV[4])
+    else redis.call('HDEL', KEYS[2], 'b:' .. ARGV[1]) end
+  end
+else
+  redis.call('HDEL', KEYS[2], 'p:' .. ARGV[1], 'b:' .. ARGV[1])
+end
+"""
+    + _CONTROL
+)
+
+# KEYS: task hash, controls hash. ARGV: task name.
+_REQUEST_RUN = (
+    _NOW
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[2], 'r:' .. ARGV[1], 1)
+"""
+    + _CONTROL
 )
 
 # KEYS: task hash. ARGV: replica, fence.
@@ -293,6 +341,8 @@ class RedisCoordinator:
                     ("renew", _RENEW),
                     ("release", _RELEASE),
                     ("heartbeat", _HEARTBEAT),
+                    ("set_paused", _SET_PAUSED),
+                    ("request_run", _REQUEST_RUN),
                     ("check", _CHECK),
                 )
             }
@@ -326,8 +376,8 @@ class RedisCoordinator:
     async def acquire(self, task: str) -> Grant | Busy:
         answer = await self._script(
             "acquire",
-            [self._key("task", task), self._key("fence")],
-            [self._replica, int(self._ttl * 1000)],
+            [self._key("task", task), self._key("fence"), self._key("controls")],
+            [self._replica, int(self._ttl * 1000), task],
         )
         kind = int(answer[0])
         if kind == 1:
@@ -337,10 +387,13 @@ class RedisCoordinator:
             if decl is not None:
                 await self.declare([decl])
             return Busy(wait=_MIN_WAIT if decl is not None else 1.0)
+        paused = int(answer[3]) == 1
         return Busy(
             wait=max(_MIN_WAIT, int(answer[1]) / 1000),
             holder=answer[2] or None,
-            paused=int(answer[3]) == 1,
+            paused=paused,
+            paused_for=int(answer[4]) / 1000 if paused else None,
+            paused_by=answer[5] if paused else None,
         )
 
     async def renew(self, grant: Grant) -> float | None:
@@ -356,19 +409,35 @@ class RedisCoordinator:
     ) -> float | None:
         answer = await self._script(
             "release",
-            [self._key("task", grant.task)],
-            [self._replica, grant.token, int(max(0.0, wait) * 1000), failures, outcome],
+            [self._key("task", grant.task), self._key("controls")],
+            [self._replica, grant.token, int(max(0.0, wait) * 1000), failures, outcome, grant.task],
         )
-        return wait if int(answer) == 1 else None
+        return {0: None, 1: wait, 2: 0.0}[int(answer)]
 
-    async def heartbeat(self, tasks: Sequence[str]) -> None:
+    async def heartbeat(self, tasks: Sequence[str]) -> Sequence[Control]:
         host = self._replica.partition(":")[0]
         description = json.dumps({"host": host, "pid": os.getpid(), "tasks": list(tasks)})
-        await self._script(
+        now, flat = await self._script(
             "heartbeat",
-            [self._key("replicas"), self._key("seen"), self._key("joined")],
+            [self._key("replicas"), self._key("seen"), self._key("joined"), self._key("controls")],
             [self._replica, description],
         )
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return [controls for _, controls in sorted(_controls(fields, int(now)).items())]
+
+    async def set_paused(self, task: str, paused: bool, *, by: str | None = None) -> Control | None:
+        answer = await self._script(
+            "set_paused",
+            [self._key("task", task), self._key("controls")],
+            [task, int(paused), int(by is not None), by or ""],
+        )
+        return None if answer is None else _control(task, answer)
+
+    async def request_run(self, task: str) -> Control | None:
+        answer = await self._script(
+            "request_run", [self._key("task", task), self._key("controls")], [task]
+        )
+        return None if answer is None else _control(task, answer)
 
     async def fenced(self, lease: Lease) -> bool:
         """Whether ``lease`` is still the current, unexpired lease of its task (server time)."""
@@ -387,6 +456,7 @@ class RedisCoordinator:
             seen = _strings(await client.hgetall(self._key("seen")))
             joined = _strings(await client.hgetall(self._key("joined")))
             rows = [_strings(await client.hgetall(self._key("task", name))) for name in names]
+            controls = _controls(_strings(await client.hgetall(self._key("controls"))), now)
         except _ERRORS as exc:
             raise CoordinatorError(f"Redis coordinator: {type(exc).__name__}: {exc}") from exc
         alive_after = _ALIVE_HEARTBEATS * self._heartbeat * 1000
@@ -412,6 +482,7 @@ class RedisCoordinator:
                 continue
             lease = int(row["lease_until_ms"]) if row.get("lease_until_ms") else None
             held = lease is not None and lease > now
+            control = controls.get(name, Control(task=name, paused=False))
             tasks.append(
                 TaskView(
                     name=name,
@@ -423,8 +494,11 @@ class RedisCoordinator:
                     runs=int(row.get("runs", 0)),
                     failures=int(row.get("failures", 0)),
                     last_outcome=row.get("last_outcome"),
-                    paused=row.get("paused") == "1",
+                    paused=control.paused,
                     orphaned=name not in declared,
+                    paused_for=control.paused_for,
+                    paused_by=control.paused_by,
+                    run_requested=control.run_requested,
                 )
             )
         return ClusterView(self.backend, self._cluster, self._replica, tuple(peers), tuple(tasks))
@@ -432,8 +506,12 @@ class RedisCoordinator:
     async def forget(self, task: str) -> bool:
         client = self._redis()
         try:
-            removed = await client.delete(self._key("task", task))
-            await client.srem(self._key("tasks"), task)
+            # One MULTI (every key in the cluster's slot): no control outlives its task.
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key("task", task))
+                pipe.srem(self._key("tasks"), task)
+                pipe.hdel(self._key("controls"), f"p:{task}", f"b:{task}", f"r:{task}")
+                removed, _, _ = await pipe.execute()
         except _ERRORS as exc:
             raise CoordinatorError(f"Redis coordinator: {type(exc).__name__}: {exc}") from exc
         return bool(removed)
@@ -454,6 +532,28 @@ class RedisCoordinator:
 
 def _strings(mapping: Any) -> dict[str, str]:
     return {str(key): str(value) for key, value in mapping.items()}
+
+
+def _control(task: str, answer: Sequence[Any]) -> Control:
+    paused_ms, by, requested, now = answer
+    return Control(
+        task=task,
+        paused=paused_ms is not None,
+        paused_for=None if paused_ms is None else (int(now) - int(paused_ms)) / 1000,
+        paused_by=by,
+        run_requested=requested is not None,
+    )
+
+
+def _controls(fields: dict[str, str], now: int) -> dict[str, Control]:
+    """The controls hash (``p:NAME``, ``b:NAME``, ``r:NAME``) as one Control per task."""
+    names = {field.partition(":")[2] for field in fields}
+    return {
+        name: _control(
+            name, [fields.get(f"p:{name}"), fields.get(f"b:{name}"), fields.get(f"r:{name}"), now]
+        )
+        for name in names
+    }
 
 
 async def check(coordinator: RedisCoordinator, lease: Lease) -> None:

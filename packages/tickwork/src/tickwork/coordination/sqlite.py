@@ -1,7 +1,7 @@
 """A durable store for one replica: the schedule in a local SQLite file (standard library only).
 
-A single service keeps its due times, failure counts (and, later, pauses and calendar instants)
-across restarts: an hourly task that ran ten minutes before a restart does not run again at
+A single service keeps its due times, failure counts and operators' controls (a pause, a run-now
+request) across restarts: an hourly task that ran ten minutes before a restart does not run again at
 start. It is **single-host**: one process uses the file at a time. A second process on the same
 file waits (one WARNING: the store is in use, with the holder's pid) and runs no task until the
 first one exits; for several replicas on several hosts use PostgreSQL or Redis.
@@ -38,6 +38,7 @@ from typing import IO, Any
 from tickwork.coordination._protocol import (
     Busy,
     ClusterView,
+    Control,
     CoordinatorError,
     Grant,
     PeerView,
@@ -48,8 +49,13 @@ from tickwork.coordination._protocol import (
 __all__ = ["SQLiteCoordinator"]
 
 _ALIVE_HEARTBEATS = 3.0
+# How often a paused task is looked at again (seconds).
 _PAUSED_RECHECK = 5.0
 _MIN_WAIT = 0.05
+
+# The version of the file's schema in ``meta``: _SCHEMA creates version 1, then each step of
+# _MIGRATIONS moves one version forward, in one transaction at start().
+_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,6 +87,17 @@ CREATE TABLE IF NOT EXISTS replica (
 INSERT OR IGNORE INTO meta VALUES ('version', '1');
 INSERT OR IGNORE INTO meta VALUES ('fence', '0');
 """
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Who paused a task and when (the pause and run-now flags were there from version 1).
+    2: (
+        "ALTER TABLE task ADD COLUMN paused_at REAL",
+        "ALTER TABLE task ADD COLUMN paused_by TEXT",
+    ),
+}
+
+# The control columns as Control's fields (after the task name), for SELECT lists.
+_CONTROL_COLUMNS = "paused, paused_at, paused_by, run_requested"
 
 
 class SQLiteCoordinator:
@@ -173,13 +190,22 @@ class SQLiteCoordinator:
         lock.flush()
         try:
             db = sqlite3.connect(self._path, isolation_level=None, timeout=5.0)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             lock.close()
             raise CoordinatorError(f"SQLite coordinator: {self._path}: {exc}") from exc
         self._db = db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            self._write(_migrate)  # raises CoordinatorError (sqlite3.Error, a newer schema)
+        except (sqlite3.Error, CoordinatorError) as exc:
+            self._db = None
+            db.close()
+            lock.close()
+            if isinstance(exc, CoordinatorError):
+                raise
+            raise CoordinatorError(f"SQLite coordinator: {self._path}: {exc}") from exc
         self._lock = lock
 
     def _write(self, body: Callable[[sqlite3.Connection, float], Any]) -> Any:
@@ -214,16 +240,24 @@ class SQLiteCoordinator:
     async def acquire(self, task: str) -> Grant | Busy:
         def body(db: sqlite3.Connection, now: float) -> Grant | Busy | None:
             row = db.execute(
-                "SELECT next_due, holder, lease_until, failures, paused, run_requested "
-                "FROM task WHERE cluster = ? AND task = ?",
+                "SELECT next_due, holder, lease_until, failures, paused, paused_at, paused_by, "
+                "run_requested FROM task WHERE cluster = ? AND task = ?",
                 (self._cluster, task),
             ).fetchone()
             if row is None:
                 return None
-            due, holder, lease_until, failures, paused, requested = row
-            if paused:
-                return Busy(wait=_PAUSED_RECHECK, holder=holder, paused=True)
-            if lease_until is not None and lease_until > now:
+            due, holder, lease_until, failures, paused, paused_at, by, requested = row
+            held = lease_until is not None and lease_until > now
+            # A run-now request overrides the due time and a pause (one run, consumed below).
+            if paused and not requested:
+                return Busy(
+                    wait=_PAUSED_RECHECK,
+                    holder=holder if held else None,
+                    paused=True,
+                    paused_for=None if paused_at is None else now - paused_at,
+                    paused_by=by,
+                )
+            if held:
                 return Busy(wait=max(_MIN_WAIT, lease_until - now), holder=holder)
             if due > now and not requested:
                 return Busy(wait=max(_MIN_WAIT, due - now))
@@ -257,28 +291,30 @@ class SQLiteCoordinator:
     async def release(
         self, grant: Grant, *, wait: float, failures: int, outcome: str
     ) -> float | None:
-        def body(db: sqlite3.Connection, now: float) -> int:
-            return db.execute(
-                "UPDATE task SET holder = NULL, lease_until = NULL, next_due = ?, "
-                "runs = runs + 1, failures = ?, last_outcome = ? "
+        def body(db: sqlite3.Connection, now: float) -> float | None:
+            row = db.execute(
+                "SELECT run_requested FROM task "
                 "WHERE cluster = ? AND task = ? AND fence = ? AND holder = ?",
-                (
-                    now + max(0.0, wait),
-                    failures,
-                    outcome,
-                    self._cluster,
-                    grant.task,
-                    grant.token,
-                    self._replica,
-                ),
-            ).rowcount
+                (self._cluster, grant.task, grant.token, self._replica),
+            ).fetchone()
+            if row is None:
+                return None
+            # A run-now request came in during the run: due again at once.
+            after = 0.0 if row[0] else wait
+            db.execute(
+                "UPDATE task SET holder = NULL, lease_until = NULL, next_due = ?, "
+                "runs = runs + 1, failures = ?, last_outcome = ? WHERE cluster = ? AND task = ?",
+                (now + max(0.0, after), failures, outcome, self._cluster, grant.task),
+            )
+            return after
 
-        return wait if self._write(body) else None
+        released: float | None = self._write(body)
+        return released
 
-    async def heartbeat(self, tasks: Sequence[str]) -> None:
+    async def heartbeat(self, tasks: Sequence[str]) -> Sequence[Control]:
         host = self._replica.partition(":")[0]
 
-        def body(db: sqlite3.Connection, now: float) -> None:
+        def body(db: sqlite3.Connection, now: float) -> list[Control]:
             db.execute(
                 "INSERT INTO replica VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (cluster, replica) "
                 "DO UPDATE SET seen = excluded.seen, tasks = excluded.tasks",
@@ -292,8 +328,48 @@ class SQLiteCoordinator:
                     now,
                 ),
             )
+            rows = db.execute(
+                f"SELECT task, {_CONTROL_COLUMNS} FROM task "
+                "WHERE cluster = ? AND (paused OR run_requested) ORDER BY task",
+                (self._cluster,),
+            ).fetchall()
+            return [_control(row, now) for row in rows]
 
-        self._write(body)
+        controls: list[Control] = self._write(body)
+        return controls
+
+    async def set_paused(self, task: str, paused: bool, *, by: str | None = None) -> Control | None:
+        def body(db: sqlite3.Connection, now: float) -> Control | None:
+            # Pausing a paused task keeps the first paused_at/paused_by (SET reads the old row).
+            db.execute(
+                "UPDATE task SET paused = ?1, "
+                "paused_at = CASE WHEN NOT ?1 THEN NULL WHEN paused THEN paused_at ELSE ?2 END, "
+                "paused_by = CASE WHEN NOT ?1 THEN NULL WHEN paused THEN paused_by ELSE ?3 END "
+                "WHERE cluster = ?4 AND task = ?5",
+                (int(paused), now, by, self._cluster, task),
+            )
+            return self._read_control(db, task, now)
+
+        control: Control | None = self._write(body)
+        return control
+
+    async def request_run(self, task: str) -> Control | None:
+        def body(db: sqlite3.Connection, now: float) -> Control | None:
+            db.execute(
+                "UPDATE task SET run_requested = 1 WHERE cluster = ? AND task = ?",
+                (self._cluster, task),
+            )
+            return self._read_control(db, task, now)
+
+        control: Control | None = self._write(body)
+        return control
+
+    def _read_control(self, db: sqlite3.Connection, task: str, now: float) -> Control | None:
+        row = db.execute(
+            f"SELECT task, {_CONTROL_COLUMNS} FROM task WHERE cluster = ? AND task = ?",
+            (self._cluster, task),
+        ).fetchone()
+        return None if row is None else _control(row, now)
 
     async def cluster_view(self) -> ClusterView:
         db = self._connection()
@@ -307,7 +383,7 @@ class SQLiteCoordinator:
             ).fetchall()
             task_rows = db.execute(
                 "SELECT task, interval_s, holder, fence, lease_until, next_due, runs, failures, "
-                "last_outcome, paused FROM task WHERE cluster = ? ORDER BY task",
+                f"last_outcome, {_CONTROL_COLUMNS} FROM task WHERE cluster = ? ORDER BY task",
                 (self._cluster,),
             ).fetchall()
         except sqlite3.Error as exc:
@@ -338,6 +414,9 @@ class SQLiteCoordinator:
                 last_outcome=outcome,
                 paused=bool(paused),
                 orphaned=name not in declared,
+                paused_for=None if paused_at is None else now - paused_at,
+                paused_by=paused_by,
+                run_requested=bool(requested),
             )
             for (
                 name,
@@ -350,6 +429,9 @@ class SQLiteCoordinator:
                 failures,
                 outcome,
                 paused,
+                paused_at,
+                paused_by,
+                requested,
             ) in task_rows
         )
         return ClusterView(self.backend, self._cluster, self._replica, peers, views)
@@ -374,3 +456,27 @@ class SQLiteCoordinator:
             db.close()
         if lock is not None:
             lock.close()  # releases the flock
+
+
+def _migrate(db: sqlite3.Connection, now: float) -> None:
+    version = int(db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+    if version > _SCHEMA_VERSION:
+        raise CoordinatorError(
+            f"SQLite coordinator: the file's schema is at version {version}, newer than this "
+            f"tickwork's {_SCHEMA_VERSION}: upgrade tickwork"
+        )
+    for step in range(version + 1, _SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[step]:
+            db.execute(statement)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(_SCHEMA_VERSION),))
+
+
+def _control(row: Sequence[Any], now: float) -> Control:
+    task, paused, paused_at, paused_by, requested = row
+    return Control(
+        task=task,
+        paused=bool(paused),
+        paused_for=None if paused_at is None else now - paused_at,
+        paused_by=paused_by,
+        run_requested=bool(requested),
+    )

@@ -1,4 +1,4 @@
-"""The tickwork service runtime: HTTP status, health, metrics and history for a scheduler.
+"""The tickwork service runtime: HTTP status, health, metrics, history and operator actions.
 
 ``tickwork run MODULE:CALLABLE`` (see :mod:`tickwork.service.cli`) runs an application; to
 serve a scheduler from your own Starlette or FastAPI application, mount :func:`create_app`

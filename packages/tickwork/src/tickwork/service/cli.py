@@ -216,7 +216,8 @@ def cli() -> None:
     envvar="TICKWORK_TOKEN",
     default=None,
     show_default=False,
-    help="Bearer token required on /status, /metrics, /history (not /health).",
+    help="Bearer token required on /status, /metrics, /history (not /health) and on operator "
+    "actions (without it, actions work only while bound to loopback).",
 )
 @click.option(
     "--forwarded-allow-ips",
@@ -297,7 +298,8 @@ def run(
     lease_ttl: float,
     allowed_hosts: tuple[str, ...],
 ) -> None:
-    """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history.
+    """Run MODULE:CALLABLE's tasks and serve /status, /health, /metrics, /history and the
+    operator actions (POST /tasks/NAME/pause|resume|trigger).
 
     CALLABLE is called with the running Scheduler; it may be async, and may return an async
     context manager or an object with an async aclose() to release at shutdown. Runs until
