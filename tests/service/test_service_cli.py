@@ -390,6 +390,21 @@ def test_status_table_lists_calendar_tasks_with_local_and_utc_next_run() -> None
     )
 
 
+def test_status_table_says_who_paused_a_task_and_why_one_is_snoozed() -> None:
+    from tickwork.service.cli import _render_table
+
+    base = {"runs": 1, "interval": 60.0, "next_run_at": None}
+    tasks = [
+        {**base, "name": "a", "state": "paused", "paused_at": 1000.0, "paused_by": "alice"},
+        {**base, "name": "b", "state": "snoozed", "last_outcome_reason": "tmdb unavailable"},
+    ]
+    text = _render_table({"state": "running", "now": 1090.0, "uptime": 1.0}, tasks)
+    assert text.splitlines()[-2:] == [
+        "paused a: by alice, 90.0s ago",
+        "snoozed b: tmdb unavailable",
+    ]
+
+
 ACTION_APP = """
 import asyncio
 

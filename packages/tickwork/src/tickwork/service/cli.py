@@ -576,6 +576,7 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.extend(_calendar_lines(tasks))
+    lines.extend(_why_lines(tasks, now))
     services = document.get("services") or {}
     if services:
         lines.append("")
@@ -590,6 +591,21 @@ def _render_table(document: dict[str, Any], tasks: list[dict[str, Any]]) -> str:
             f"last stall: {last_stall.get('kind')} of {_seconds(last_stall.get('seconds'))}"
         )
     return "\n".join(lines)
+
+
+def _why_lines(tasks: list[dict[str, Any]], now: float) -> list[str]:
+    """One line per paused task (who, how long ago) and per snoozed task (the reason)."""
+    lines: list[str] = []
+    for task in tasks:
+        name = task.get("name")
+        paused_at = task.get("paused_at")
+        if paused_at is not None:
+            by = task.get("paused_by") or "the application"
+            ago = _seconds(max(0.0, now - float(paused_at)))
+            lines.append(f"paused {name}: by {by}, {ago} ago")
+        elif task.get("state") == "snoozed" and task.get("last_outcome_reason"):
+            lines.append(f"snoozed {name}: {truncate(str(task['last_outcome_reason']), 100)}")
+    return lines
 
 
 def _calendar_lines(tasks: list[dict[str, Any]]) -> list[str]:
