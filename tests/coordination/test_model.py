@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -51,9 +52,8 @@ class Run:
     end: float
 
 
-async def _scenario(plan: list[Fault]) -> tuple[list[Run], list[tuple[float, float]], int]:
-    cluster = SimulatedCluster(3, ttl=TTL, heartbeat=1.0)
-    committed: list[Run] = []
+def _audited(cluster: SimulatedCluster, committed: list[Run]) -> Callable[[], Awaitable[None]]:
+    """The task of the model: a run of BODY seconds whose fenced write records it."""
 
     async def job() -> None:
         lease = current_lease()
@@ -63,7 +63,14 @@ async def _scenario(plan: list[Fault]) -> tuple[list[Run], list[tuple[float, flo
         if cluster.fenced_write():
             committed.append(Run(lease.token, lease.replica, start, cluster.store.now()))
 
-    cluster.schedule_task("job", INTERVAL, job)
+    return job
+
+
+async def _scenario(plan: list[Fault]) -> tuple[list[Run], list[tuple[float, float]], int]:
+    cluster = SimulatedCluster(3, ttl=TTL, heartbeat=1.0)
+    committed: list[Run] = []
+
+    cluster.schedule_task("job", INTERVAL, _audited(cluster, committed))
     windows: list[tuple[float, float]] = []
     loop = asyncio.get_running_loop()
     for fault in plan:
@@ -162,15 +169,7 @@ async def _operated(plan: list[Action]) -> tuple[list[Run], list[tuple[float, fl
     cluster = SimulatedCluster(3, ttl=TTL, heartbeat=1.0)
     committed: list[Run] = []
 
-    async def job() -> None:
-        lease = current_lease()
-        assert lease is not None
-        start = cluster.store.now()
-        await asyncio.sleep(BODY)
-        if cluster.fenced_write():
-            committed.append(Run(lease.token, lease.replica, start, cluster.store.now()))
-
-    cluster.schedule_task("job", INTERVAL, job)
+    cluster.schedule_task("job", INTERVAL, _audited(cluster, committed))
     loop = asyncio.get_running_loop()
     paused: list[tuple[float, float]] = []  # (pause stored, resume asked) on the store's clock
     paused_since: float | None = None
