@@ -129,9 +129,11 @@ async def test_each_task_calls_its_table_method_on_the_app_service(
             assert len(calls) == 1
             for spec, definition in zip(calls[0], TASKS, strict=True):
                 assert spec.name == definition.name
-                # A task with a provider pause calls its method through `snoozing`.
+                # A task with a provider pause calls its method through `snoozing`, one with
+                # an outage snooze through `snoozing_on_outage`.
                 method = getattr(spec.task, "__wrapped__", spec.task)
-                assert (method is not spec.task) == (definition.pause is not None)
+                wrapped = definition.pause is not None or definition.outage_snooze is not None
+                assert (method is not spec.task) == wrapped
                 assert method == definition.method(app), definition.name
                 assert getattr(method, "__self__", None) in (app.lists, app.media, app.sources)
         finally:

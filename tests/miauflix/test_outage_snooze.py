@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
-from miauflix.app import TASKS, snoozing
+from miauflix.app import TASKS, snoozing, snoozing_on_outage
 from miauflix.providers import (
     BadResponse,
     NotConfigured,
@@ -16,7 +16,7 @@ from miauflix.providers import (
     RateLimited,
     Unauthorized,
 )
-from miauflix.services import ProviderPause
+from miauflix.services import ListSyncReport, MovieSyncReport, ProviderPause
 from miauflix.services._retry import outage_reason
 from tickwork import Scheduler
 from tickwork.testing import wait_for_runs
@@ -89,6 +89,96 @@ def test_every_task_that_pauses_on_its_provider_snoozes() -> None:
         "updateSourcesStats",
         "resyncMovieSources",
     ]
+
+
+def test_the_two_hourly_tasks_snooze_a_few_minutes_on_an_outage() -> None:
+    """refreshLists and syncMovies end a run TMDB stopped snoozed, for 5 minutes by default."""
+    assert {t.name: t.outage_snooze for t in TASKS if t.outage_snooze is not None} == {
+        "refreshLists": 300.0,
+        "syncMovies": 300.0,
+    }
+
+
+UNREACHABLE = ProviderUnavailable(
+    "tmdb", "/discover/movie", "cannot reach the provider: ConnectError: refused"
+)
+
+
+@pytest.mark.parametrize(
+    ("report", "seconds", "reason"),
+    [
+        (
+            ListSyncReport((), {"popular-movies": UNREACHABLE}),
+            300.0,
+            "tmdb unreachable (connect error): no list refreshed",
+        ),
+        (
+            ListSyncReport(
+                (),
+                {
+                    "popular-movies": UNREACHABLE,
+                    "popular-shows": RateLimited("tmdb", "/discover/tv", 42.0),
+                },
+            ),
+            42.0,
+            "tmdb rate limited (retry after 42 s): no list refreshed",
+        ),
+        (
+            ListSyncReport((), {"popular-shows": RateLimited("tmdb", "/discover/tv", 0.0)}),
+            1.0,
+            "tmdb rate limited (retry after 0 s): no list refreshed",
+        ),
+        (
+            MovieSyncReport(False, failed_day=date(2026, 3, 14), error=UNREACHABLE),
+            300.0,
+            "tmdb unreachable (connect error): movie changes from 2026-03-14 not synced",
+        ),
+    ],
+    ids=["lists-down", "lists-429", "lists-429-now", "movies-day"],
+)
+async def test_a_report_with_an_outage_ends_the_run_snoozed(
+    report: ListSyncReport | MovieSyncReport, seconds: float, reason: str
+) -> None:
+    """A run whose report has an outage ends snoozed with its reason, for the last error's
+    Retry-After (at least 1 s) or else the task's outage snooze; no failure is counted."""
+
+    async def sync() -> ListSyncReport | MovieSyncReport:
+        return report
+
+    async with Scheduler() as scheduler:
+        scheduler.schedule_task("sync", 0.01, snoozing_on_outage(sync, 300.0))
+        await wait_for_runs(scheduler, "sync", 1, timeout=5)
+        status = scheduler.task_status("sync")
+    assert (status.state, status.last_outcome) == ("snoozed", "snoozed")
+    assert status.last_outcome_reason == reason
+    assert status.failures == 0
+    assert status.next_run_at is not None
+    assert status.last_finished_at is not None
+    assert status.next_run_at - status.last_finished_at == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        ListSyncReport(("popular-shows",), {"popular-movies": UNREACHABLE}),
+        ListSyncReport(()),
+        MovieSyncReport(False, days=(date(2026, 3, 14),), failed=3),
+        MovieSyncReport(skipped=True),
+    ],
+    ids=["lists-partial", "lists-none-configured", "movies-items-failed", "movies-skipped"],
+)
+async def test_a_report_without_an_outage_is_the_runs_result(
+    report: ListSyncReport | MovieSyncReport,
+) -> None:
+    """A run that did (some of) its work returns its report: a success."""
+
+    async def sync() -> ListSyncReport | MovieSyncReport:
+        return report
+
+    body = snoozing_on_outage(sync, 300.0)
+    assert body.__wrapped__ is sync  # type: ignore[attr-defined]
+    assert report.outage is None
+    assert await body() is report
 
 
 async def test_a_run_that_trips_the_pause_ends_snoozed_then_the_pause_ends_it() -> None:

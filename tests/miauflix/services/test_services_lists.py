@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -108,6 +110,43 @@ async def test_a_page_failing_mid_way_leaves_the_list_as_it_was(
 
     assert "popular-movies" in report.failed
     assert report.refreshed == ("top-rated-movies", "popular-shows")
+    assert await _list_contents(database) == before
+    # Some lists refreshed: a success, not an outage.
+    assert report.outage is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason", "retry_after"),
+    [
+        ("error_rate", r"tmdb unavailable \(HTTP 50[023]\): no list refreshed", None),
+        ("rate_limit_rate", r"tmdb rate limited \(retry after 60 s\): no list refreshed", 60.0),
+    ],
+    ids=["5xx", "429"],
+)
+async def test_tmdb_down_refreshes_no_list_and_reports_the_outage(
+    lists: ListSynchronizer,
+    database: Database,
+    sim: Simulator,
+    fault: str,
+    reason: str,
+    retry_after: float | None,
+) -> None:
+    """With every TMDB request failing, no list changes and the report's outage names TMDB,
+    the cause and that no list was refreshed (with a 429's Retry-After)."""
+    await lists.synchronize()
+    before = await _list_contents(database)
+    sim.faults.only = ("/tmdb",)
+    sim.faults.retry_after = 60
+    setattr(sim.faults, fault, 1.0)
+
+    report = await lists.synchronize()
+
+    assert report.refreshed == ()
+    assert set(report.failed) == set(SLUGS)
+    assert report.outage is not None
+    assert report.outage.error is report.failed["popular-shows"]
+    assert re.fullmatch(reason, report.outage.reason)
+    assert report.outage.retry_after == retry_after
     assert await _list_contents(database) == before
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -301,6 +302,13 @@ async def test_sync_movies_resumes_at_the_failed_day(
 
     assert report.days == (three_days_ago, three_days_ago + dt.timedelta(days=1))
     assert report.failed_day == failing
+    assert report.outage is not None
+    assert report.outage.error is report.error
+    assert re.fullmatch(
+        rf"tmdb unavailable \(HTTP 50[023]\): movie changes from {failing} not synced",
+        report.outage.reason,
+    )
+    assert report.outage.retry_after is None
     async with database.session() as session:
         checkpoint = await get_sync_state(session, MOVIE_CHANGES_CHECKPOINT)
     assert checkpoint == dt.datetime.combine(failing, dt.time(), dt.UTC)
@@ -310,6 +318,7 @@ async def test_sync_movies_resumes_at_the_failed_day(
     report = await media.sync_movies()
     assert report.days == (failing, TODAY)
     assert report.failed_day is None
+    assert report.outage is None
 
 
 async def test_sync_movies_walks_at_most_14_days_back(
@@ -373,6 +382,8 @@ async def test_two_failing_movies_do_not_stall_the_day(
     assert report.failed_day is None
     assert report.days == (yesterday, TODAY)
     assert report.failed == 2
+    # Failing movies are each their own matter: the run did its work, no outage.
+    assert report.outage is None
     titles = await _titles(database)
     assert titles[healthy] == sim.catalogue.movie(healthy).title  # type: ignore[union-attr]
     assert all(titles[tmdb_id] == "placeholder" for tmdb_id in failing)

@@ -25,11 +25,15 @@ replica processed per task), and the providers `tmdb`, `yts`, `torrent_files`, `
 read API (`miauflix.api`: `/api/lists`, `/api/movies/{tmdb_id}`, `/api/shows/{tmdb_id}`...) is
 served beside `/status`, under its token and rate limit.
 
-A task whose provider is down (its service's `ProviderPause`) ends its run snoozed
+A draining task whose provider is down (its service's `ProviderPause`) ends its run snoozed
 (`tickwork.Snooze`) for what is left of the pause, the provider and the cause in the reason,
 so its row reads e.g. "snoozed 45 s: tmdb unreachable (connect error)" and the scheduler does
-not start it meanwhile. A failing item (a season, a movie, a source) stays the item's matter:
-logged, backed off on its own, counted under its provider's component.
+not start it meanwhile. `refreshLists` and `syncMovies` end their run snoozed when TMDB kept
+them from doing their work (their report's `outage`: no list refreshed, or a day's changes
+not read): "snoozed 5 min: tmdb unavailable (HTTP 502): no list refreshed", tried again after
+a 429's `Retry-After` or 5 minutes rather than the interval (`snoozing_on_outage`); a run
+that refreshed some lists is a success. A failing item (a season, a movie, a source) stays
+the item's matter: logged, backed off on its own, counted under its provider's component.
 
 Several replicas (PostgreSQL). With `DATABASE_URL=postgresql+asyncpg://...` setup gives the
 scheduler a `PostgresCoordinator` on the same database (cluster `miauflix`) unless
@@ -67,7 +71,13 @@ from miauflix._storage import (
 from miauflix.api import read_routes
 from miauflix.db import Database, catalog_counts
 from miauflix.providers import Providers, build_providers
-from miauflix.services import ListSynchronizer, MediaService, ProviderPause, SourceService
+from miauflix.services import (
+    ListSynchronizer,
+    MediaService,
+    ProviderOutage,
+    ProviderPause,
+    SourceService,
+)
 from miauflix.settings import RATE_DEFAULTS, Settings, SettingsError, format_rate
 from miauflix.simulator import Faults, Simulator
 from tickwork import Scheduler, Snooze, TaskSpec
@@ -88,6 +98,14 @@ logger = logging.getLogger("miauflix.app")
 
 CLUSTER = "miauflix"
 """The coordinator's cluster name: replicas on one database with this name share the schedule."""
+
+# The wait of refreshLists and syncMovies after a run TMDB stopped (unless a 429 said how long).
+# The interval (1 h, 1.5 h) would leave the lists stale that long after TMDB is back, and a
+# 5xx or a refused connection says nothing of how long the outage lasts; TMDB outages are
+# usually minutes. A failed run costs about 20 requests (the genres and each list's first page,
+# each tried 5 times), so one every 5 minutes is nothing against TMDB's 40/s, and the row
+# says "snoozed" at most 5 minutes after TMDB answers again.
+_OUTAGE_SNOOZE = 300.0
 
 
 @dataclass(slots=True)
@@ -166,6 +184,9 @@ class TaskDefinition:
             claim their items).
         pause: Picks the task's provider pause from the built application, or None: a run
             after which it lasts ends snoozed (`snoozing`).
+        outage_snooze: None, or seconds a run whose report has an `outage` (its provider
+            kept it from doing any of its work) ends snoozed for, unless a 429 said how long
+            (`snoozing_on_outage`).
     """
 
     name: str
@@ -176,12 +197,15 @@ class TaskDefinition:
     max_backoff: float | None = None
     singleton: bool = True
     pause: Callable[[MiauflixApp], ProviderPause] | None = None
+    outage_snooze: float | None = None
 
     def spec(self, app: MiauflixApp) -> TaskSpec:
         """The scheduler registration of this task on `app`'s services and settings."""
         task = self.method(app)
         if self.pause is not None:
             task = snoozing(task, self.pause(app))
+        if self.outage_snooze is not None:
+            task = snoozing_on_outage(task, self.outage_snooze)
         return TaskSpec(
             self.name,
             self.interval,
@@ -203,6 +227,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         method=lambda app: app.lists.synchronize,
         timeout=600,
         timeout_per_request=60,
+        outage_snooze=_OUTAGE_SNOOZE,
     ),
     TaskDefinition(
         name="syncMovies",
@@ -210,6 +235,7 @@ TASKS: tuple[TaskDefinition, ...] = (
         method=lambda app: app.media.sync_movies,
         timeout=1800,
         timeout_per_request=120,
+        outage_snooze=_OUTAGE_SNOOZE,
     ),
     TaskDefinition(
         name="syncIncompleteSeasons",
@@ -281,6 +307,32 @@ def snoozing(
         result = await method()
         if pause.active():
             raise Snooze(pause.remaining(), pause.reason)
+        return result
+
+    return run
+
+
+def snoozing_on_outage(
+    method: Callable[[], Awaitable[object]], seconds: float
+) -> Callable[[], Awaitable[object]]:
+    """Return `method` as a task body whose run ends snoozed when its report has an outage.
+
+    `method` returns a report with an `outage` (`ListSyncReport`, `MovieSyncReport`). When
+    it is set, the provider kept the run from doing its work, and the run raises
+    `tickwork.Snooze` with the outage's reason ("tmdb unavailable (HTTP 502): no list
+    refreshed") for the 429's `Retry-After` (at least 1 s) when it gave one, else for
+    `seconds`; the work done before the provider failed stays done (written, checkpointed).
+    Otherwise the report is the run's result. The wrapped method is `__wrapped__`.
+    """
+
+    @functools.wraps(method)
+    async def run() -> object:
+        result = await method()
+        outage = getattr(result, "outage", None)
+        if isinstance(outage, ProviderOutage):
+            # The provider's own word on when to ask again beats any guess of ours.
+            retry_after = outage.retry_after
+            raise Snooze(seconds if retry_after is None else max(1.0, retry_after), outage.reason)
         return result
 
     return run

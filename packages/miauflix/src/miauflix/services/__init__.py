@@ -2,7 +2,8 @@
 
 Each task method does one execution's unit of work and returns quickly when nothing is due
 (one indexed query). Failing items get their own next attempt with backoff (see
-`RetryPolicy`); a provider that is down pauses the task that calls it (`ProviderPause`).
+`RetryPolicy`); a provider that is down pauses the task that calls it (`ProviderPause`), and
+a run of the two hourly tasks that it stopped entirely reports it (`ProviderOutage`).
 Every service takes the clock (`now()` returning an aware UTC datetime) and, where it draws
 jitter, a `random.Random`, so tests are deterministic::
 
@@ -36,7 +37,7 @@ from miauflix.services._media import (
     MediaService,
     MovieSyncReport,
 )
-from miauflix.services._retry import Clock, ProviderPause, RetryPolicy, utc_now
+from miauflix.services._retry import Clock, ProviderOutage, ProviderPause, RetryPolicy, utc_now
 from miauflix.services._sources import (
     FILE_RETRY,
     RESYNC_RETRY,
@@ -66,6 +67,7 @@ __all__ = [
     "ListSynchronizer",
     "MediaService",
     "MovieSyncReport",
+    "ProviderOutage",
     "ProviderPause",
     "RetryPolicy",
     "SourceService",

@@ -40,7 +40,7 @@ from miauflix.services._common import (
     show_summary_data,
     with_retries,
 )
-from miauflix.services._retry import Clock, utc_now
+from miauflix.services._retry import Clock, ProviderOutage, utc_now
 from tickwork import current_lease
 
 __all__ = ["LIST_SPECS", "ListSpec", "ListSyncReport", "ListSynchronizer"]
@@ -93,6 +93,17 @@ class ListSyncReport:
     movies: int = 0
     shows: int = 0
     details_failed: int = 0
+
+    @property
+    def outage(self) -> ProviderOutage | None:
+        """TMDB's error when no list was refreshed and at least one failed, else None.
+
+        The error is the last list's (the freshest word on TMDB). A run that refreshed some
+        lists is a success with the others left as they were: it has no outage.
+        """
+        if self.refreshed or not self.failed:
+            return None
+        return ProviderOutage(list(self.failed.values())[-1], "no list refreshed")
 
 
 class ListSynchronizer:
@@ -155,7 +166,8 @@ class ListSynchronizer:
         """Refresh the genres and every list (the `refreshLists` task's unit of work).
 
         Returns:
-            What was refreshed, and why a list was left as it was.
+            What was refreshed, and why a list was left as it was; its `outage` is set when
+            no list was refreshed because TMDB failed.
         """
         await self._sync_genres()
         refreshed: list[str] = []

@@ -41,7 +41,13 @@ from miauflix.services._common import (
     season_details_data,
     with_retries,
 )
-from miauflix.services._retry import Clock, ProviderPause, RetryPolicy, utc_now
+from miauflix.services._retry import (
+    Clock,
+    ProviderOutage,
+    ProviderPause,
+    RetryPolicy,
+    utc_now,
+)
 from tickwork import current_lease
 
 __all__ = [
@@ -83,6 +89,7 @@ class MovieSyncReport:
         failed: Movies whose details failed in this run (queued for their own retry, or
             given up).
         retried: Queued movies whose details were fetched again in this run.
+        error: Why `failed_day`'s list of changes could not be read, or None.
     """
 
     skipped: bool
@@ -93,6 +100,18 @@ class MovieSyncReport:
     checkpoint: dt.datetime | None = None
     failed: int = 0
     retried: int = 0
+    error: ProviderError | None = None
+
+    @property
+    def outage(self) -> ProviderOutage | None:
+        """TMDB's error when a day's list of changes failed (the walk stopped there), else None.
+
+        Days completed before it keep their checkpoint; movies whose details failed are each
+        queued on their own and are no outage.
+        """
+        if self.failed_day is None or self.error is None:
+            return None
+        return ProviderOutage(self.error, f"movie changes from {self.failed_day} not synced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +213,8 @@ class MediaService:
         (`Database.session(lease=...)`): a replica that lost it cannot move the checkpoint.
 
         Returns:
-            What was walked and updated.
+            What was walked and updated; its `outage` is set when a day's list of changes
+            failed (TMDB's error in `error`).
 
         Raises:
             tickwork.LeaseLostError: The run's lease was lost; the checkpoint is the holder's.
@@ -230,7 +250,7 @@ class MediaService:
                     "movie changes of %s not synced (next run resumes there): %s", day, error
                 )
                 return MovieSyncReport(
-                    False, tuple(days), updated, gone, day, checkpoint, failed, retried
+                    False, tuple(days), updated, gone, day, checkpoint, failed, retried, error
                 )
             updated += day_updated
             gone += day_gone

@@ -13,6 +13,10 @@ Error kinds (from `miauflix.providers.errors`)::
     ProviderTimeout, Unavailable back off exponentially; pause the task after 3 in a row
     NotFound                     the item is gone (or not there yet): long backoff, give up
     anything else ProviderError  a bad answer about this item: exponential backoff
+
+The two hourly tasks have no queue to pause: they walk a fixed set (three lists, the days of
+changes). A run that did none of its work because of its provider says so in its report
+(`ProviderOutage`), and the application ends that run snoozed instead of a success.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from miauflix.providers import (
     Unauthorized,
 )
 
-__all__ = ["Clock", "ProviderPause", "RetryPolicy", "outage_reason", "utc_now"]
+__all__ = ["Clock", "ProviderOutage", "ProviderPause", "RetryPolicy", "outage_reason", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A zero-argument callable returning the current time as an aware UTC datetime."""
@@ -143,6 +147,34 @@ def outage_reason(error: ProviderError) -> str:
     if isinstance(error, Unauthorized):
         return f"{provider} refused the credential (HTTP {error.status_code})"
     return f"{provider}: {error.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOutage:
+    """Why a run of `refreshLists` or `syncMovies` did none of its work: its provider failed.
+
+    The services put one in their report (`ListSyncReport.outage`, `MovieSyncReport.outage`);
+    the application ends such a run snoozed with `reason` (`miauflix.app`).
+
+    Attributes:
+        error: The provider's error that stopped the work (the last one, when several did).
+        undone: What was left undone, in a few words: `"no list refreshed"`.
+    """
+
+    error: ProviderError
+    undone: str
+
+    @property
+    def reason(self) -> str:
+        """The provider, the cause, what was undone: "tmdb unreachable (connect error): ..."."""
+        return f"{outage_reason(self.error)}: {self.undone}"
+
+    @property
+    def retry_after(self) -> float | None:
+        """The seconds a 429 asked to wait (its `Retry-After`), else None."""
+        if isinstance(self.error, RateLimited):
+            return self.error.retry_after
+        return None
 
 
 class ProviderPause:
