@@ -33,6 +33,7 @@ async def test_first_acquire_is_granted_and_a_peer_waits(backend: Backend) -> No
     grant = await a.acquire("t")
     assert isinstance(grant, Grant)
     assert grant.token >= 1
+    assert not grant.requested  # due, not asked for
     busy = await b.acquire("t")
     assert isinstance(busy, Busy)
     assert busy.holder == a.replica
@@ -247,6 +248,7 @@ async def test_a_run_request_grants_a_task_that_is_not_due_once(backend: Backend
     assert control == Control(task="hourly", paused=False, run_requested=True)
     grant = await b.acquire("hourly")
     assert isinstance(grant, Grant)
+    assert grant.requested  # a calendar task runs it outside its instants
     assert isinstance(await a.acquire("hourly"), Busy)
     assert await b.release(grant, wait=3600.0, failures=0, outcome="success") == 3600.0
     busy = await a.acquire("hourly")

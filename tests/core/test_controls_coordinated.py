@@ -183,3 +183,34 @@ async def test_an_unreachable_coordinator_refuses_the_action_and_changes_nothing
     await scheduler.pause_task("sync")
     assert scheduler.task_status("sync").state == "paused"
     await scheduler.shutdown()
+
+
+async def test_run_now_of_a_coordinated_calendar_task_runs_outside_its_instants() -> None:
+    """Run-now half an hour after an hourly instant (grace 60 s): one run, then the next hour."""
+    pytest.importorskip("cronsim")
+    from tickwork import _clock
+
+    store = MemoryStore(heartbeat=1.0)
+    starts: list[float] = []
+
+    async def job() -> None:
+        starts.append(_clock.wall_time(asyncio.get_running_loop()))
+
+    schedulers = cluster(store, 2)
+    for scheduler in schedulers:
+        scheduler.schedule_cron("c", "0 * * * *", job, misfire_grace=60)
+    status = schedulers[0].task_status("c")
+    assert status.next_run_at is not None
+    first = status.next_run_at
+    await asyncio.sleep(first - _clock.wall_time(asyncio.get_running_loop()) + 1800)
+    assert starts == [pytest.approx(first, abs=1)]
+    # Asked of the store directly (another replica's request): the grant says it is one.
+    await schedulers[1].coordinator.request_run("c")  # type: ignore[union-attr]
+    await asyncio.sleep(70)
+    assert len(starts) == 2
+    assert starts[1] == pytest.approx(first + 1800, abs=61)
+    await asyncio.sleep(1800)
+    assert len(starts) == 3
+    assert starts[2] == pytest.approx(first + 3600, abs=1)
+    for scheduler in schedulers:
+        await scheduler.shutdown()

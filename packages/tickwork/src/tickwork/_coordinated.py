@@ -292,7 +292,7 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
             wait += random.uniform(0.0, _BUSY_JITTER)
         elif (
             calendar is not None
-            and not runner._run_requested
+            and not (answer.requested or runner._run_requested)
             and not calendar.take_grant(_clock.wall_time(loop))
         ):
             retry = _RETRY_MIN  # an instant older than the grace: skipped, due at the next
@@ -364,7 +364,7 @@ async def _run_granted(
                 return
 
     runner.consecutive_failures = grant.failures  # backoff survives a failover
-    if runner._run_requested and runner._calendar is not None:
+    if (grant.requested or runner._run_requested) and runner._calendar is not None:
         runner._calendar.take_request()  # a run-now request: out of the instants
     runner._run_requested = runner._bypass = False
     renewer = loop.create_task(renew(), name=f"tickwork-renew-{grant.task}")

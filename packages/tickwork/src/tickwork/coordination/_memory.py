@@ -178,8 +178,10 @@ class InProcessCoordinator:
         row.fence = self.store.fence
         row.holder = self._replica
         row.lease_until = now + self._ttl
-        row.run_requested = False
-        return Grant(task=task, token=row.fence, ttl=self._ttl, failures=row.failures)
+        requested, row.run_requested = row.run_requested, False
+        return Grant(
+            task=task, token=row.fence, ttl=self._ttl, failures=row.failures, requested=requested
+        )
 
     def _mine(self, grant: Grant, now: float) -> _Row | None:
         row = self.store.rows.get((self._cluster, grant.task))

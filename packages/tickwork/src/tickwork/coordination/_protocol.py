@@ -82,12 +82,15 @@ class Grant:
         ttl: Seconds the lease is valid, counted from when the request was sent.
         failures: The task's consecutive failures so far, cluster-wide (backoff survives a
             failover).
+        requested: The grant answers a run-now request (``request_run``), not a due time: a
+            calendar task then runs outside its instants.
     """
 
     task: str
     token: int
     ttl: float
     failures: int
+    requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,7 +172,7 @@ class PostgresCoordinator:
         # A run-now request overrides both the due time and a pause (one run, consumed here).
         self._sql_acquire = f"""
             WITH c AS MATERIALIZED (
-                SELECT cluster, task FROM {s}.task
+                SELECT cluster, task, run_requested_at IS NOT NULL AS requested FROM {s}.task
                 WHERE cluster = $1 AND task = $2
                   AND (run_requested_at IS NOT NULL OR (NOT paused AND next_due_at <= now()))
                   AND (lease_until IS NULL OR lease_until <= now())
@@ -182,10 +182,11 @@ class PostgresCoordinator:
                     lease_until = now() + make_interval(secs => $4), started_at = now(),
                     run_requested_at = NULL
                 FROM c WHERE t.cluster = c.cluster AND t.task = c.task
-                RETURNING t.fence, t.failures
+                RETURNING t.fence, t.failures, c.requested
             )
             SELECT true AS granted, fence, failures, NULL::float8 AS wait, NULL::text AS holder,
-                   false AS paused, NULL::float8 AS paused_for, NULL::text AS paused_by
+                   false AS paused, NULL::float8 AS paused_for, NULL::text AS paused_by,
+                   requested
             FROM g
             UNION ALL
             SELECT false, NULL, NULL,
@@ -196,7 +197,8 @@ class PostgresCoordinator:
                    paused AND run_requested_at IS NULL,
                    CASE WHEN paused AND run_requested_at IS NULL
                         THEN EXTRACT(EPOCH FROM now() - paused_at)::float8 END,
-                   CASE WHEN paused AND run_requested_at IS NULL THEN paused_by END
+                   CASE WHEN paused AND run_requested_at IS NULL THEN paused_by END,
+                   false
             FROM {s}.task WHERE cluster = $1 AND task = $2 AND NOT EXISTS (SELECT 1 FROM g)
         """
         self._sql_renew = f"""
@@ -352,7 +354,13 @@ class PostgresCoordinator:
             return Busy(wait=_MIN_WAIT if decl is not None else 1.0)
         row = rows[0]
         if row["granted"]:
-            return Grant(task=task, token=row["fence"], ttl=self._ttl, failures=row["failures"])
+            return Grant(
+                task=task,
+                token=row["fence"],
+                ttl=self._ttl,
+                failures=row["failures"],
+                requested=row["requested"],
+            )
         return Busy(
             wait=max(_MIN_WAIT, float(row["wait"])),
             holder=row["holder"],

@@ -108,7 +108,9 @@ local fence = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'fence', fence,
            'lease_until_ms', now + tonumber(ARGV[2]), 'started_ms', now)
 redis.call('HDEL', KEYS[3], 'r:' .. ARGV[3])
-return {1, fence, tonumber(h[4]) or 0}
+local requested = 0
+if c[3] then requested = 1 end
+return {1, fence, tonumber(h[4]) or 0, requested}
 """.replace("PAUSED_RECHECK_MS", str(_PAUSED_RECHECK_MS))
 )
 
@@ -381,7 +383,13 @@ class RedisCoordinator:
         )
         kind = int(answer[0])
         if kind == 1:
-            return Grant(task=task, token=int(answer[1]), ttl=self._ttl, failures=int(answer[2]))
+            return Grant(
+                task=task,
+                token=int(answer[1]),
+                ttl=self._ttl,
+                failures=int(answer[2]),
+                requested=int(answer[3]) == 1,
+            )
         if kind == 2:
             decl = self._decls.get(task)
             if decl is not None:

@@ -268,7 +268,9 @@ class SQLiteCoordinator:
                 "WHERE cluster = ? AND task = ?",
                 (self._replica, fence, now + self._ttl, self._cluster, task),
             )
-            return Grant(task=task, token=fence, ttl=self._ttl, failures=failures)
+            return Grant(
+                task=task, token=fence, ttl=self._ttl, failures=failures, requested=bool(requested)
+            )
 
         answer: Grant | Busy | None = self._write(body)
         if answer is None:

@@ -23,10 +23,10 @@ Read-only endpoints (``GET``):
   ``ready``, ``reachable``, and when reachable ``peers`` (``replica, host, pid, alive,
   last_seen_ago, started_ago, tasks``) and ``tasks`` (``name, interval, holder, token,
   lease_expires_in, next_due_in, runs, failures, last_outcome, paused, paused_for, paused_by,
-  run_requested, orphaned``); durations in seconds on the coordinator's clock. ``actions``: ``{"enabled": bool, "reason": str |
-  null}``, whether the action endpoints below accept requests (``reason`` says why not, e.g.
-  ``"no token and bound to 0.0.0.0"``). Each task also carries ``paused_at``, ``paused_by``
-  and ``run_requested``.
+  run_requested, orphaned``); durations in seconds on the coordinator's clock. ``actions``:
+  ``{"enabled": bool, "reason": str | null}``, whether the action endpoints below accept
+  requests (``reason`` says why not, e.g. ``"no token and bound to 0.0.0.0"``). Each task also
+  carries ``paused_at``, ``paused_by`` and ``run_requested``.
 - ``/metrics``: Prometheus text (see :mod:`tickwork.service.metrics`).
 - ``/history`` (``?task=NAME`` for one task, repeated for several, at most 100):
   ``{"NAME": [{"started_at", "duration", "outcome", "lateness", "reason"}, ...]}``, the last
