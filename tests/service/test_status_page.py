@@ -388,7 +388,7 @@ CANNED_STATUS = {
         task("late", next_run_at=995.0, overdue_by=5.0),
         task("broken", failures=2, consecutive_failures=2, last_error=f"ValueError: {EVIL}"),
         task("wedged", state="running", running_for=700.0, stuck=True, next_run_at=None),
-        task("hourly", interval=5400.0, next_run_at=1000.0 + 3568),
+        task("hourly", interval=5400.0, next_run_at=1000.0 + 3599.4),
     ],
     "services": {
         "tmdb": {"status": "needs_configuration", "reason": f"set TMDB_TOKEN {EVIL}"},
@@ -427,7 +427,8 @@ async def test_states_components_sorting_and_filter_from_canned_status(
     await expect(cell(page, "broken", 6)).to_have_text("9 s agofailed")
     await expect(row(page, "broken").locator("summary")).to_have_text(f"ValueError: {EVIL}")
     await expect(cell(page, "hourly", 1)).to_have_text("1.5 h")
-    await expect(cell(page, "hourly", 8)).to_have_text("in 59 min")
+    # 3599 s rounds to 60 min: shown as the next unit, never "in 60 min".
+    await expect(cell(page, "hourly", 8)).to_have_text("in 1 h")
     await expect(page.locator("#svc-uptime")).to_have_text("1 min 40 s")
     await expect(page.locator("#svc-stall")).to_have_text("1 stall event(s); last: stall of 2.5 s")
     await expect(page.locator("#svc-attention")).to_have_text("3 need attention")

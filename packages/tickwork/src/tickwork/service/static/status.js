@@ -95,10 +95,15 @@
   }
   const whole = (s) => Math.max(0, Math.round(s)) + " s";
   // One unit, for narrow cells: "45 s", "59 min", "1.5 h".
+  // A value that rounds up to the next unit is shown in it: "1 h", never "60 min".
+  const UNITS = [[60, "min", 3600], [3600, "h", 86400], [86400, "d", Infinity]];
   function compact(s) {
-    if (!(s >= 60)) return whole(s);
-    const [size, unit] = s >= 86400 ? [86400, "d"] : s >= 3600 ? [3600, "h"] : [60, "min"];
-    return +(s / size).toFixed(s < 10 * size ? 1 : 0) + " " + unit;
+    if (!(s >= 59.5)) return whole(s);
+    for (const [size, unit, next] of UNITS) {
+      const value = +(s / size).toFixed(s < 10 * size ? 1 : 0);
+      if (value * size < next) return value + " " + unit;
+    }
+    return whole(s);
   }
   // "12 s ago", "just now", "in 5 s"; more than a day away: the local date and time.
   function relative(at, now) {
