@@ -186,3 +186,23 @@ def test_metrics_drop_a_late_finish_of_a_cancelled_task() -> None:
     assert (
         'tickwork_task_runs_total{outcome="success",task="gone"} 1.0' in metrics.render().decode()
     )
+
+
+def test_metrics_count_the_skipped_instants_of_calendar_tasks_only() -> None:
+    """tickwork_task_skipped_instants_total: a calendar task's TaskStatus.skipped."""
+    cron = dataclasses.replace(
+        BASE, name="nightly", interval=None, schedule={"kind": "cron"}, skipped=3
+    )
+    interval = dataclasses.replace(BASE, name="every-minute")
+
+    class Source:
+        def status(self) -> list[TaskStatus]:
+            return [cron, interval]
+
+        def list_tasks(self) -> list[str]:
+            return ["nightly", "every-minute"]
+
+    metrics = SchedulerMetrics(Source())
+    body = metrics.render().decode()
+    assert 'tickwork_task_skipped_instants_total{task="nightly"} 3.0' in body
+    assert 'tickwork_task_skipped_instants_total{task="every-minute"}' not in body

@@ -12,6 +12,8 @@ scrape time, so they are never stale). Exported, with the ``task`` label where i
 ``tickwork_task_lateness_seconds``          histogram  start delay against the due time
 ``tickwork_task_running``                   gauge      1 while an execution runs
 ``tickwork_task_paused``                    gauge      1 while an operator has it paused
+``tickwork_task_skipped_instants_total``    counter    a calendar task's instants that did not
+                                                       run (``TaskStatus.skipped``)
 ``tickwork_task_last_success_timestamp_seconds``  gauge  epoch of the last success
 ``tickwork_task_overdue_seconds``           gauge      how far past due a waiting task is
 ``tickwork_event_loop_lag_seconds``         gauge      current event-loop lag
@@ -45,7 +47,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
@@ -244,8 +246,15 @@ class _StatusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         running, paused, last_success, overdue, lag = self._families()
+        skipped = CounterMetricFamily(
+            "tickwork_task_skipped_instants",
+            "Instants of a calendar task that did not run (overlap, downtime, misfire grace).",
+            labels=["task"],
+        )
         now = time.time()
         for status in self._metrics._scheduler.status():
+            if status.schedule is not None:
+                skipped.add_metric([status.name], status.skipped)
             running.add_metric([status.name], 1.0 if status.state == "running" else 0.0)
             paused.add_metric([status.name], 0.0 if status.paused_at is None else 1.0)
             if status.last_success_at is not None:
@@ -253,6 +262,8 @@ class _StatusCollector(Collector):
             overdue.add_metric([status.name], overdue_by(status, now))
         yield running
         yield paused
+        if skipped.samples:
+            yield skipped
         yield last_success
         yield overdue
         monitor = self._metrics._monitor
