@@ -221,3 +221,33 @@ async def test_heartbeat_and_its_controls_are_one_statement(
         assert [p.tasks for p in peers] == [("t",)]  # the upsert ran too
     finally:
         await coordinator.close()
+
+
+async def test_a_close_cut_short_by_a_shutdown_leaves_no_connection_open(schema: str) -> None:
+    """Scheduler.shutdown bounds close(); cancelled mid-way it still closes every socket."""
+    cluster = f"close-{uuid.uuid4().hex[:8]}"
+    coordinator = PostgresCoordinator(PG_DSN, cluster=cluster, schema=schema)
+    await coordinator.start()
+    await asyncio.gather(*(coordinator.heartbeat([]) for _ in range(4)))  # several connections
+    observer = await asyncpg.connect(PG_DSN)
+    try:
+
+        async def open_connections() -> int:
+            count: int = await observer.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                f"tickwork {cluster}",
+            )
+            return count
+
+        assert await open_connections() >= 1
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.001):
+                await coordinator.close()
+        # The server notices the closed sockets at once; give its view a moment.
+        for _ in range(100):
+            if not await open_connections():
+                break
+            await asyncio.sleep(0.05)
+        assert await open_connections() == 0
+    finally:
+        await observer.close()

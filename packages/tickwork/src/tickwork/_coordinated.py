@@ -100,6 +100,7 @@ class Coordination:
         self.coordinator = coordinator
         self._scheduler = scheduler
         self._started: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.reachable = False
         self._down_since: float | None = None
@@ -127,6 +128,7 @@ class Coordination:
         """Start the background task (schema, heartbeat) on the scheduler's loop, once."""
         if self._task is None:
             self._started = asyncio.Event()
+            self._stopping = asyncio.Event()
             self._task = loop.create_task(self._run(), name="tickwork-coordination")
 
     async def wait_started(self) -> None:
@@ -200,7 +202,8 @@ class Coordination:
         coordinator = self.coordinator
         delay = _RETRY_MIN
         while isinstance(await self.call("start", coordinator.start()), _Failed):
-            await asyncio.sleep(delay)
+            if await self._stopped_within(delay):
+                return
             delay = min(_RETRY_MAX, delay * 2)
         self._started.set()
         heartbeat = coordinator.heartbeat_interval
@@ -211,7 +214,18 @@ class Coordination:
             )
             if not isinstance(controls, _Failed) and actions == self.actions:
                 self.apply_controls(controls)
-            await asyncio.sleep(heartbeat)
+            if await self._stopped_within(heartbeat):
+                return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait ``seconds``; True as soon as close() asks the background task to stop."""
+        assert self._stopping is not None
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def apply_controls(self, controls: Sequence[Control]) -> None:
         """Mirror the store's pauses and run-now requests in this replica's runners."""
@@ -231,11 +245,20 @@ class Coordination:
                 runner.poke()
 
     async def close(self, timeout: float) -> None:
-        """Stop the heartbeat and leave the cluster, within ``timeout`` seconds."""
+        """Stop the heartbeat and leave the cluster, within ``timeout`` seconds (twice).
+
+        The background task is asked to stop and given half of ``timeout`` to end a call in
+        flight before it is cancelled: a call cancelled while it opens a connection can leak
+        that connection in some drivers (asyncpg), so a cancel is the last resort.
+        """
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task], timeout=timeout)
+            assert self._stopping is not None
+            self._stopping.set()
+            done, _ = await asyncio.wait([task], timeout=timeout / 2)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task], timeout=timeout / 2)
         try:
             async with asyncio.timeout(timeout):
                 await self.coordinator.close()

@@ -36,6 +36,7 @@ with synchronous replication (an asynchronous standby may lose the last grant).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -284,6 +285,8 @@ class PostgresCoordinator:
                     statement_cache_size=0,  # transaction-pooling poolers cannot keep them
                     timeout=self._timeout,
                     command_timeout=self._timeout,
+                    # pg_stat_activity tells the coordinator's connections apart.
+                    server_settings={"application_name": f"tickwork {self._cluster}"[:63]},
                 )
             except _ERRORS as exc:
                 raise CoordinatorError(f"PostgreSQL coordinator: cannot connect: {exc}") from exc
@@ -478,16 +481,20 @@ class PostgresCoordinator:
         if pool is None:
             return
         try:
-            await pool.execute(
-                f"DELETE FROM {self._schema}.replica WHERE cluster = $1 AND replica = $2",
-                self._cluster,
-                self._replica,
-                timeout=self._timeout,
-            )
-        except _ERRORS:
-            pass  # leaving is best effort: a peer that stops heartbeating is gone anyway
-        finally:
+            # Leaving is best effort: a peer that stops heartbeating is gone anyway.
+            with contextlib.suppress(*_ERRORS):
+                await pool.execute(
+                    f"DELETE FROM {self._schema}.replica WHERE cluster = $1 AND replica = $2",
+                    self._cluster,
+                    self._replica,
+                    timeout=self._timeout,
+                )
             await pool.close()
+        except BaseException:
+            # Cancelled (a shutdown bounds close()) or failed: close the sockets at once rather
+            # than leave the pool's connections open with nobody holding the pool.
+            pool.terminate()
+            raise
 
 
 def _control(row: Any) -> Control:
