@@ -328,3 +328,29 @@ async def test_a_calendar_task_snoozed_past_its_next_instant_waits_for_that_inst
         first = status.next_run_at - _epoch_offset()
         await idle(first - now() + 3601)
         assert body.starts == pytest.approx([first, first + 3600])
+
+
+@pytest.mark.parametrize(
+    ("by", "error", "message"),
+    [
+        (42, TypeError, "by must be a str or None, got int 42"),
+        ("", ValueError, "by must be 1 to 200 printable characters, got 0"),
+        ("eve\nadmin", ValueError, "printable characters, got 9"),
+        ("x" * 201, ValueError, "printable characters, got 201"),
+    ],
+)
+@pytest.mark.parametrize("action", ["pause_task", "resume_task", "trigger"])
+async def test_a_bad_by_is_refused_naming_it_and_nothing_changes(
+    action: str, by: object, error: type[Exception], message: str
+) -> None:
+    body = Body()
+    async with Scheduler() as scheduler:
+        scheduler.schedule_task("t", 3600.0, body)
+        await idle(1)
+        with pytest.raises(error, match=message):
+            await getattr(scheduler, action)("t", by=by)
+        status = scheduler.task_status("t")
+        assert status.state == "scheduled"
+        assert not status.run_requested
+        await idle(10)
+        assert len(body.starts) == 1

@@ -23,6 +23,7 @@ from tickwork._execution import TaskRunner
 from tickwork._hooks import ExecutionHook
 from tickwork._spec import (
     TaskSpec,
+    check_by,
     check_finite,
     check_name,
     check_sums,
@@ -448,10 +449,12 @@ class Scheduler:
             SchedulerError: ``"not_scheduled"`` (no task of that name), ``"shut_down"``, or
                 ``"coordinator_unavailable"`` (the coordinator could not store it: nothing
                 changed).
+            TypeError, ValueError: ``name`` or ``by`` is not text (``by``: 1 to 200 printable
+                characters), the message naming it.
         """
         runner = self._controlled(name)
-        wall = _clock.wall_time(runner._loop)
-        at = wall
+        by = check_by(by)
+        at = _clock.wall_time(runner._loop)
         coordination = self._coordination
         if coordination is not None:
             control = await self._store(
@@ -483,6 +486,7 @@ class Scheduler:
             SchedulerError: As for :meth:`pause_task`.
         """
         runner = self._controlled(name)
+        by = check_by(by)
         coordination = self._coordination
         if coordination is not None:
             await self._store(runner, coordination, lambda c: c.set_paused(name, False, by=by))
@@ -512,6 +516,7 @@ class Scheduler:
             SchedulerError: As for :meth:`pause_task`.
         """
         runner = self._controlled(name)
+        by = check_by(by)
         coordination = runner._coordination
         if coordination is not None:
             await self._store(runner, coordination, lambda c: c.request_run(name))

@@ -76,6 +76,23 @@ def check_name(name: object) -> str:
     return name
 
 
+# Characters of an operator's ``by`` (who paused a task): status, logs and the store keep it.
+MAX_BY = 200
+
+
+def check_by(by: object) -> str | None:
+    """Return ``by`` (who asks for an operator action): None, or non-blank printable text."""
+    if by is None:
+        return None
+    if not isinstance(by, str):
+        raise TypeError(f"by must be a str or None, got {type(by).__name__} {by!r}")
+    if not by.strip() or not by.isprintable() or len(by) > MAX_BY:
+        raise ValueError(
+            f"by must be 1 to {MAX_BY} printable characters, got {len(by)}: {by[:MAX_BY]!r}"
+        )
+    return by
+
+
 def check_finite(param: str, value: object, *, zero: bool = True, unit: str = "seconds") -> float:
     """Return ``value`` as a float: a finite number ``>= 0`` (``> 0`` when ``zero`` is false).
 
