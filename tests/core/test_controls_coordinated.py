@@ -214,3 +214,27 @@ async def test_run_now_of_a_coordinated_calendar_task_runs_outside_its_instants(
     assert starts[2] == pytest.approx(first + 3600, abs=1)
     for scheduler in schedulers:
         await scheduler.shutdown()
+
+
+async def test_shutdown_lets_a_heartbeat_in_flight_end_instead_of_cancelling_it() -> None:
+    """A driver may leak a connection cancelled while it opens (asyncpg): shutdown asks the
+    heartbeat to stop and waits for its call; it cancels only past half its margin."""
+    store = MemoryStore(heartbeat=1.0)
+    ended: list[str] = []
+
+    class SlowHeartbeat(InProcessCoordinator):
+        async def heartbeat(self, tasks):  # type: ignore[no-untyped-def]
+            try:
+                await asyncio.sleep(0.1)  # a connection being opened
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+            ended.append("finished")
+            return await super().heartbeat(tasks)
+
+    scheduler = Scheduler(coordinator=SlowHeartbeat(store, cluster="c", ttl=2.0, replica="r0"))
+    scheduler.schedule_task("t", 10.0, Runs(duration=0.0).body("r0"))
+    await asyncio.sleep(3.35)  # the fourth heartbeat (0, 1.1, 2.2, 3.3 s) is under way
+    ended.clear()
+    await scheduler.shutdown()
+    assert ended == ["finished"]
