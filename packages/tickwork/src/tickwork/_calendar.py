@@ -216,18 +216,11 @@ async def run_calendar(runner: TaskRunner, calendar: Calendar) -> None:
         if runner._run_requested:  # run now (Scheduler.trigger), out of the instants
             runner._run_requested = runner._bypass = False
             calendar.take_request()
-            runner.deadline = now
-            keep = await runner._execute(now)
-            if runner.state == "snoozed":
-                calendar.snoozed(runner)
-            if not keep:
-                _park(runner, calendar, loop.time(), _clock.wall_time(loop))
-                return
-            continue
-        if runner.paused is not None and runner.hold():
+            due = now
+        elif runner.paused is not None and runner.hold():
             return  # resume_task spawns the runner again; missed instants coalesce then
-        wall = _clock.wall_time(loop)
-        if calendar.retry_at is None:
+        elif calendar.retry_at is None:
+            wall = _clock.wall_time(loop)
             if wall < calendar.next_run_at:
                 _park(runner, calendar, now, wall)
                 return
