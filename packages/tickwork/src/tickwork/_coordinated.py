@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from tickwork._execution import TaskRunner
     from tickwork._scheduler import Scheduler
 
-__all__ = ["Coordination", "paused_at", "run_coordinated"]
+__all__ = ["Coordination", "declaration", "paused_at", "run_coordinated"]
 
 _log = logging.getLogger("tickwork.coordination")
 
@@ -266,6 +266,14 @@ class Coordination:
             _log.warning("Coordinator %s did not close cleanly: %s", self.coordinator.backend, exc)
 
 
+def declaration(runner: TaskRunner) -> TaskDecl:
+    """The task as the coordinator's row sees it (a calendar task: due at its next instant)."""
+    calendar = runner._calendar
+    if calendar is not None:
+        return calendar.declaration(runner, _clock.wall_time(runner._loop))
+    return TaskDecl(runner.name, runner.interval, runner.run_immediately)
+
+
 def paused_at(paused_for: float | None, wall: float) -> float:
     """Epoch seconds of a pause the store says began ``paused_for`` seconds ago."""
     return wall - max(0.0, paused_for or 0.0)
@@ -290,11 +298,9 @@ async def run_coordinated(runner: TaskRunner, coordination: Coordination) -> Non
         if runner.state == "snoozed":
             runner.state = "scheduled"  # the snooze's wait is over; a peer may take the task
         if not declared:
-            decl = TaskDecl(name, runner.interval, runner.run_immediately)
-            if calendar is not None:  # first due at the next instant
-                decl = calendar.declaration(runner, _clock.wall_time(loop))
             declared = not isinstance(
-                await coordination.call("declare", coordinator.declare([decl])), _Failed
+                await coordination.call("declare", coordinator.declare([declaration(runner)])),
+                _Failed,
             )
             if not declared:
                 await runner.sleep(retry)

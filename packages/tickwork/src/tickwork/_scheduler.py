@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickwork import _clock
 from tickwork._calendar import Calendar
-from tickwork._coordinated import Coordination, _Failed, paused_at
+from tickwork._coordinated import Coordination, _Failed, declaration, paused_at
 from tickwork._cron import DEFAULT_GRACE, CronExpression, CronSpec, check_cron_options
 from tickwork._errors import SchedulerError
 from tickwork._execution import TaskRunner
@@ -31,7 +31,7 @@ from tickwork._spec import (
     is_async_callable,
 )
 from tickwork._status import ShutdownReport, TaskStatus
-from tickwork.coordination._protocol import Control, Coordinator, TaskDecl
+from tickwork.coordination._protocol import Control, Coordinator
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -548,20 +548,15 @@ class Scheduler:
                 await coordination.wait_started()
         except TimeoutError:
             raise SchedulerError("coordinator_unavailable", name) from None
-        for attempt in range(2):
-            answer = await coordination.call("control", action(coordinator))
-            coordination.actions += 1  # a heartbeat that overlapped the write must not undo it
-            if isinstance(answer, Control):
-                return answer
-            if answer is not None or attempt:  # the call failed
-                break
-            # No row yet (the runner has not declared the task, or it is not a singleton).
-            decl = TaskDecl(name, runner.interval, runner.run_immediately)
-            if runner._calendar is not None:
-                decl = runner._calendar.declaration(runner, _clock.wall_time(runner._loop))
-            if isinstance(await coordination.call("declare", coordinator.declare([decl])), _Failed):
-                break
-        raise SchedulerError("coordinator_unavailable", name)
+        answer = await coordination.call("control", action(coordinator))
+        if answer is None:  # no row yet: the runner has not declared it, or it is no singleton
+            declare = coordinator.declare([declaration(runner)])
+            if not isinstance(await coordination.call("declare", declare), _Failed):
+                answer = await coordination.call("control", action(coordinator))
+        coordination.actions += 1  # a heartbeat that overlapped the write must not undo it
+        if not isinstance(answer, Control):
+            raise SchedulerError("coordinator_unavailable", name)
+        return answer
 
     # -- status ---------------------------------------------------------------------------------
 
